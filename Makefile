@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` and `make test`. Both create the
+# environment on first use (idempotent, fast afterwards).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build first, so that no dependency pulls a CUDA one.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/rnnkit demo
+
+test: setup
+	$(BIN)/ruff check rnnkit tests
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check rnnkit tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

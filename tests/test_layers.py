@@ -1,0 +1,238 @@
+"""Layers: equal to torch.nn with copied weights (outputs, states, every gradient),
+equal to the plain loop over the cell, batch-invariant, chunk = whole, gradcheck."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnkit import GRU, LSTM, RNN, Activation
+
+from reference import as_tuple, gradcheck_module, loop_over_cells, run_torch
+
+I, H = 5, 7
+LENGTHS = [6, 2, 9, 1, 4]  # padded to T = 9, unsorted
+T = max(LENGTHS)
+
+TORCH_MODULES = {
+    "lstm": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True),
+    "lstmp": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True, proj_size=3),
+    "gru": lambda: nn.GRU(I, H, 2, bidirectional=True, batch_first=True),
+    "rnn_tanh": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True),
+    "rnn_relu": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True, nonlinearity="relu"),
+}
+CONVERT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
+
+
+def _bias_grad(module, name):
+    """Gradient of rnnkit's single bias: torch's bias_ih grad (equal to bias_hh's)."""
+    return getattr(module, name.replace("bias", "bias_ih")).grad
+
+
+@pytest.mark.parametrize("kind", TORCH_MODULES)
+def test_equals_torch_with_copied_weights(kind):
+    ref = TORCH_MODULES[kind]()
+    layer = CONVERT[type(ref)].from_torch(ref)
+    x = torch.randn(len(LENGTHS), T, I)
+    y_ref, s_ref = run_torch(ref, x, LENGTHS)
+    y, s = layer(x, torch.tensor(LENGTHS))
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(as_tuple(s), as_tuple(s_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # the same scalar function of outputs and states, backpropagated through both
+    weights = [torch.randn_like(t) for t in (y, *as_tuple(s))]
+    sum(((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights))).backward()
+    sum(((t * w).sum() for t, w in zip((y_ref, *as_tuple(s_ref)), weights))).backward()
+    D = 2
+    for k, cell in enumerate(layer.cells):
+        sfx = f"_l{k // D}" + ("_reverse" if k % D else "")
+        for name, p in cell.named_parameters():
+            ref_grad = (_bias_grad(ref, name + sfx) if name == "bias"
+                        else getattr(ref, name + sfx).grad)
+            torch.testing.assert_close(p.grad, ref_grad, rtol=1e-4, atol=1e-5, msg=f"{kind} {name}{sfx}")
+
+
+LAYERS = {  # kind -> (input size, hidden size) -> layer
+    "rnn": lambda i, h: RNN(i, h, 2, bidirectional=True),
+    "rnn_sigmoid": lambda i, h: RNN(i, h, 2, bidirectional=True, activation=Activation.SIGMOID),
+    "lstm": lambda i, h: LSTM(i, h, 2, bidirectional=True),
+    "lstm_peephole": lambda i, h: LSTM(i, h, 2, bidirectional=True, peephole=True),
+    "lstmp_peephole": lambda i, h: LSTM(i, h, 3, bidirectional=True, peephole=True, proj_size=2),
+    "gru": lambda i, h: GRU(i, h, 2, bidirectional=True),
+    "gru_learned_h0": lambda i, h: GRU(i, h, 2, bidirectional=True, learn_initial_state=True),
+}
+
+
+def _randomise_initial_state(layer):
+    if layer.initial_state is not None:
+        with torch.no_grad():
+            for p in layer.initial_state:
+                p.normal_()
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layer_equals_plain_loop_over_its_cell(kind):
+    layer = LAYERS[kind](I, H)
+    _randomise_initial_state(layer)
+    x = torch.randn(len(LENGTHS), T, I)
+    y, s = layer(x, torch.tensor(LENGTHS))
+    y_ref, s_ref = loop_over_cells(layer, x, LENGTHS)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(as_tuple(s), as_tuple(s_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_given_state_equals_plain_loop(kind):
+    layer = LAYERS[kind](I, H)
+    x = torch.randn(len(LENGTHS), T, I)
+    state = tuple(torch.randn(shape) for shape in layer.state_shapes(len(LENGTHS)))
+    state = state[0] if len(state) == 1 else state
+    y, s = layer(x, torch.tensor(LENGTHS), state)
+    y_ref, s_ref = loop_over_cells(layer, x, LENGTHS, state)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(as_tuple(s), as_tuple(s_ref)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_batch_invariance(kind):
+    """Each sequence alone gives what it gives inside a batch of longer and shorter ones."""
+    layer = LAYERS[kind](I, H)
+    _randomise_initial_state(layer)
+    x = torch.randn(len(LENGTHS), T, I)
+    y, s = layer(x, torch.tensor(LENGTHS))
+    for b, n in enumerate(LENGTHS):
+        y_b, s_b = layer(x[b:b + 1, :n])
+        torch.testing.assert_close(y[b, :n], y_b[0], rtol=1e-5, atol=1e-6)
+        assert torch.all(y[b, n:] == 0)
+        for a, c in zip(as_tuple(s), as_tuple(s_b)):
+            torch.testing.assert_close(a[:, b], c[:, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_padding_never_leaks(kind):
+    """Whatever the padding holds (even NaN), outputs, states and gradients do not change."""
+    layer = LAYERS[kind](I, H)
+    lengths = torch.tensor(LENGTHS)
+    x = torch.randn(len(LENGTHS), T, I)
+    pad = torch.arange(T) >= lengths.unsqueeze(1)  # (B, T)
+    results = []
+    for fill in (0.0, float("nan")):
+        layer.zero_grad()
+        xf = x.masked_fill(pad.unsqueeze(2), fill).requires_grad_()
+        y, s = layer(xf, lengths)
+        (y.sum() + sum(t.sum() for t in as_tuple(s))).backward()
+        results.append((y.detach(), [p.grad.clone() for p in layer.parameters()], xf.grad))
+    (y0, g0, xg0), (y1, g1, xg1) = results
+    torch.testing.assert_close(y0, y1)
+    for a, b in zip(g0, g1):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(xg0, xg1)
+    assert torch.all(xg1[pad] == 0)
+
+
+UNIDIRECTIONAL = {
+    "rnn": lambda: RNN(I, H, 2),
+    "lstm": lambda: LSTM(I, H, 2),
+    "lstmp_peephole": lambda: LSTM(I, H, 2, peephole=True, proj_size=3),
+    "gru": lambda: GRU(I, H, 2, learn_initial_state=True),
+}
+
+
+@pytest.mark.parametrize("kind", UNIDIRECTIONAL)
+def test_chunked_equals_whole(kind):
+    """Running in chunks with the state carried gives the whole run, even when some
+    sequences end inside an earlier chunk (they have length 0 in later chunks)."""
+    layer = UNIDIRECTIONAL[kind]()
+    _randomise_initial_state(layer)
+    lengths = torch.tensor(LENGTHS)
+    x = torch.randn(len(LENGTHS), T, I)
+    y, s = layer(x, lengths)
+    state, pieces = None, []
+    for start in range(0, T, 4):
+        chunk_lengths = (lengths - start).clamp(0, 4)
+        chunk = x[:, start:start + 4]
+        out, state = layer(chunk, chunk_lengths[:, None].clamp(max=chunk.shape[1])[:, 0], state)
+        pieces.append(out)
+    torch.testing.assert_close(torch.cat(pieces, dim=1), y, rtol=1e-5, atol=1e-6)
+    for a, b in zip(as_tuple(state), as_tuple(s)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_layer_gradcheck_float64(kind):
+    torch.manual_seed(1)
+    layer = LAYERS[kind](2, 3).double()  # small: gradcheck perturbs every weight
+    _randomise_initial_state(layer)
+    lengths = torch.tensor([3, 1, 2])
+    x = torch.randn(3, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert gradcheck_module(layer, lambda call, x: call(x, lengths), x)
+
+
+def test_gradcheck_with_given_state():
+    layer = LSTM(I, H, 1, peephole=True, proj_size=3).double()
+    x = torch.randn(2, 3, I, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(1, 2, H, dtype=torch.float64, requires_grad=True)
+    assert gradcheck_module(layer, lambda call, x, h, c: call(x, torch.tensor([3, 2]), (h, c)), x, h, c)
+
+
+def test_learned_initial_state_is_trained():
+    layer = GRU(I, H, learn_initial_state=True)
+    y, _ = layer(torch.randn(2, 3, I))
+    y.sum().backward()
+    assert layer.initial_state[0].grad.abs().sum() > 0
+
+
+def test_zero_length_sequence_keeps_its_state_and_gives_zeros():
+    layer = LSTM(I, H)
+    x = torch.randn(2, 4, I)
+    h0, c0 = torch.randn(1, 2, H), torch.randn(1, 2, H)
+    y, (h, c) = layer(x, torch.tensor([4, 0]), (h0, c0))
+    assert torch.all(y[1] == 0)
+    assert torch.equal(h[:, 1], h0[:, 1]) and torch.equal(c[:, 1], c0[:, 1])
+    y, (h, c) = layer(x, torch.tensor([0, 0]), (h0, c0))
+    assert y.shape == (2, 4, H) and torch.all(y == 0) and torch.equal(h, h0)
+
+
+def test_dropout_between_layers_only_in_training():
+    layer = LSTM(I, H, 3, dropout=0.5)
+    x = torch.randn(2, 6, I)
+    lengths = torch.tensor([6, 3])
+    layer.eval()
+    y1, _ = layer(x, lengths)
+    y2, _ = layer(x, lengths)
+    torch.testing.assert_close(y1, y2)
+    layer.train()
+    y3, _ = layer(x, lengths)
+    assert not torch.allclose(y1, y3)
+    assert torch.all(y3[1, 3:] == 0)
+
+
+@pytest.mark.parametrize("kind", TORCH_MODULES)
+def test_to_torch_round_trip(kind):
+    layer = CONVERT[type(TORCH_MODULES[kind]())].from_torch(TORCH_MODULES[kind]())
+    module = layer.to_torch()
+    x = torch.randn(len(LENGTHS), T, I)
+    y_ref, _ = run_torch(module, x, LENGTHS)
+    torch.testing.assert_close(layer(x, torch.tensor(LENGTHS))[0], y_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_from_torch_time_first_float64():
+    ref = nn.GRU(I, H, 2, bidirectional=True).double()  # batch_first=False
+    layer = GRU.from_torch(ref)
+    assert next(layer.parameters()).dtype == torch.float64
+    x = torch.randn(T, 3, I, dtype=torch.float64)
+    y_ref, h_ref = ref(x)
+    y, h = layer(x.transpose(0, 1))
+    torch.testing.assert_close(y, y_ref.transpose(0, 1))
+    torch.testing.assert_close(h, h_ref)
+
+
+def test_to_torch_refuses_what_torch_cannot_represent():
+    with pytest.raises(ValueError, match="peephole"):
+        LSTM(I, H, peephole=True).to_torch()
+    with pytest.raises(ValueError, match="SIGMOID"):
+        RNN(I, H, activation=Activation.SIGMOID).to_torch()
+    with pytest.raises(ValueError, match="learn_initial_state"):
+        GRU(I, H, learn_initial_state=True).to_torch()
