@@ -57,5 +57,6 @@ def check_state(state: Sequence[Tensor], shapes: Sequence[tuple[int, ...]], name
             got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
             raise ValueError(f"state {name} must have shape {tuple(shape)}; got {got}")
         if s.device != x.device or s.dtype != x.dtype:
-            raise ValueError(f"state {name} must be {x.dtype} on {x.device} like the input; got {s.dtype} on {s.device}")
+            raise ValueError(f"state {name} must be {x.dtype} on {x.device} like the input; "
+                             f"got {s.dtype} on {s.device}")
     return tuple(state)

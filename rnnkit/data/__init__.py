@@ -1,0 +1,1 @@
+"""Readers and corpus builders, one module per format or source."""

@@ -1,0 +1,1 @@
+"""Applications: one module per task, each a model and its pipeline."""
