@@ -10,8 +10,15 @@ from torch import nn
 
 from rnnkit import GRU
 from rnnkit.data.pysource import python_files, stdlib_root
-from rnnkit.tasks.lm import LanguageModel, LMConfig, StreamTraining, bits_per_symbol, sample, stream_batches, \
-    train_on_stream
+from rnnkit.tasks.lm import (
+    LanguageModel,
+    LMConfig,
+    StreamTraining,
+    bits_per_symbol,
+    sample,
+    stream_batches,
+    train_on_stream,
+)
 from rnnkit.vocab import UNK, Vocab
 
 

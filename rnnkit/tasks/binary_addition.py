@@ -11,7 +11,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 def addition_batch(batch: int, bits: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Random pairs of ``bits``-bit numbers as sequences of ``bits + 1`` steps.
 

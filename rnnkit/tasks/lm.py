@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnkit.layers import LSTM, Recurrent, LayerState
+from rnnkit.layers import LSTM, LayerState, Recurrent
 
 
 @dataclass(frozen=True)
