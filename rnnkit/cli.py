@@ -7,36 +7,58 @@ import sys
 
 import torch
 
+from rnnkit.commands import common, toy
+from rnnkit.data.errors import DataError
+from rnnkit.train import TrainingDiverged
 
-def _demo(args: argparse.Namespace) -> int:
+COMMANDS = [toy.register]  # each adds its subcommand(s)
+
+
+def _demo(args: argparse.Namespace, argv: list[str]) -> int:
     from rnnkit.demo import DemoConfig, run_demo
+    if args.threads:
+        torch.set_num_threads(args.threads)
     run_demo(DemoConfig(seed=args.seed, lm_seconds=args.seconds, prime=args.prime))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks for sequence learning.")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="binary addition and a character LSTM on Python sources")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--threads", type=int, default=None)
     demo.add_argument("--seconds", type=float, default=100.0, help="language-model training budget")
     demo.add_argument("--prime", default="def ", help="text the generated sample starts from")
     demo.set_defaults(run=_demo)
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The innermost subcommand parser that ``argv`` names (for --config defaults)."""
+    current = parser
+    for word in argv:
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and word in subs[0].choices:
+            current = subs[0].choices[word]
+    return current
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    common.apply_config_file(_subparser(parser, argv), argv)
+    args = parser.parse_args(argv)
     try:
-        return args.run(args)
-    except (ValueError, OSError, KeyError) as err:
+        return args.run(args, argv)
+    except (ValueError, OSError, KeyError, DataError, TrainingDiverged) as err:
         if args.debug:
             raise
-        print(f"rnnkit: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"rnnkit: error: {message}", file=sys.stderr)
         return 1
 
 

@@ -1,0 +1,175 @@
+"""Optimizers, learning-rate schedules and weight noise for the training loop.
+
+SGD with momentum, RMSProp (seed 001), Adam and AdamW, with torch's foreach
+implementations (one kernel over all parameters rather than one per tensor).
+With ``sparse_embeddings``, every ``nn.Embedding(sparse=True)`` table is updated
+only in the rows a batch used (DyNet's lookup-parameter semantics): SGD on
+sparse gradients, or SparseAdam for the Adam family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class Method(enum.Enum):
+    SGD = "sgd"
+    RMSPROP = "rmsprop"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    method: Method = Method.ADAM
+    lr: float = 1e-3  # learning rate
+    momentum: float = 0.0  # SGD and RMSProp momentum
+    weight_decay: float = 0.0  # L2 (SGD, RMSProp, Adam) or decoupled (AdamW)
+    rmsprop_alpha: float = 0.99  # RMSProp's moving-average factor for squared gradients
+    sparse_embeddings: bool = False  # update only the used rows of sparse embedding tables
+
+
+class Optimizers:
+    """Several optimizers stepped as one (dense parameters and sparse tables)."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]):
+        self.optimizers = optimizers
+        self.param_groups = [g for o in optimizers for g in o.param_groups]  # the schedule adjusts these
+
+    def step(self, closure=None):
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"members": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for o, s in zip(self.optimizers, state["members"], strict=True):
+            o.load_state_dict(s)
+
+
+def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
+    return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer | Optimizers:
+    """The optimizer of ``config`` over the model's trainable parameters."""
+    if config.lr <= 0:
+        raise ValueError(f"lr must be > 0; got {config.lr}")
+    sparse = _sparse_tables(model) if config.sparse_embeddings else []
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    if not config.sparse_embeddings and _sparse_tables(model):
+        raise ValueError("the model has sparse embeddings: set sparse_embeddings=True")
+    m, c = config.method, config
+    if m is Method.SGD:
+        main = torch.optim.SGD(dense, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
+    elif m is Method.RMSPROP:
+        main = torch.optim.RMSprop(dense, lr=c.lr, alpha=c.rmsprop_alpha, momentum=c.momentum,
+                                   weight_decay=c.weight_decay, foreach=True)
+    elif m is Method.ADAM:
+        main = torch.optim.Adam(dense, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
+    else:
+        main = torch.optim.AdamW(dense, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
+    if not sparse:
+        return main
+    if m is Method.SGD:
+        side = torch.optim.SGD(sparse, lr=c.lr)  # momentum would touch every row: none, as DyNet
+    elif m in (Method.ADAM, Method.ADAMW):
+        side = torch.optim.SparseAdam(sparse, lr=c.lr)
+    else:
+        raise ValueError(f"sparse_embeddings works with SGD, Adam and AdamW; not {m.name}")
+    return Optimizers([main, side])
+
+
+class Schedule(enum.Enum):
+    CONSTANT = "constant"
+    PLATEAU = "plateau"  # multiply by factor when the dev metric has not improved for `patience` epochs
+    DECAY = "decay"  # multiply by factor at the end of every epoch from `start_epoch` on
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    kind: Schedule = Schedule.CONSTANT
+    factor: float = 0.5  # the multiplier applied to the learning rate
+    patience: int = 0  # PLATEAU: epochs without improvement tolerated
+    start_epoch: int = 1  # DECAY: first epoch (1-based) after which the rate decays
+    min_lr: float = 0.0
+
+
+class LRSchedule:
+    """Epoch-level learning-rate control; ``step(metric)`` at each epoch's end.
+
+    ``minimize`` says whether a lower development metric is better (loss,
+    perplexity) or a higher one (accuracy, F1).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer | Optimizers, config: ScheduleConfig,
+                 minimize: bool = True):
+        if not 0 < config.factor <= 1:
+            raise ValueError(f"schedule factor must be in (0, 1]; got {config.factor}")
+        self.optimizer, self.config, self.minimize = optimizer, config, minimize
+        self.epochs, self.best, self.stale = 0, None, 0
+
+    def step(self, metric: float | None = None) -> None:
+        self.epochs += 1
+        c = self.config
+        if c.kind is Schedule.PLATEAU:
+            if metric is None:
+                raise ValueError("the PLATEAU schedule needs a development metric (give --dev data)")
+            better = self.best is None or (metric < self.best if self.minimize else metric > self.best)
+            self.best, self.stale = (metric, 0) if better else (self.best, self.stale + 1)
+            if self.stale > c.patience:
+                self._scale()
+                self.stale = 0
+        elif c.kind is Schedule.DECAY and self.epochs >= c.start_epoch:
+            self._scale()
+
+    def _scale(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(group["lr"] * self.config.factor, self.config.min_lr)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"epochs": self.epochs, "best": self.best, "stale": self.stale,
+                "lrs": [g["lr"] for g in self.optimizer.param_groups]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epochs, self.best, self.stale = state["epochs"], state["best"], state["stale"]
+        for group, lr in zip(self.optimizer.param_groups, state["lrs"], strict=True):
+            group["lr"] = lr
+
+
+@contextlib.contextmanager
+def weight_noise(model: nn.Module, std: float, generator: torch.Generator | None) -> Iterator[None]:
+    """Add N(0, std²) to every weight matrix for the forward and backward pass,
+    and take it away again before the update (Graves et al. 2013). Biases,
+    vectors and embedding tables are left alone. ``std == 0`` does nothing."""
+    if std <= 0:
+        yield
+        return
+    skip = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    noisy = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in skip]
+    clean = [p.detach().clone() for p in noisy]  # restored exactly, not by subtraction
+    with torch.no_grad():
+        for p in noisy:
+            p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype, device=p.device) * std)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, c in zip(noisy, clean):
+                p.copy_(c)

@@ -1,0 +1,192 @@
+"""The training loop: full or truncated BPTT over batches, with callbacks.
+
+``fit`` reads top to bottom: for each epoch, for each batch, for each chunk of
+``bptt`` steps (one chunk of the whole batch for full BPTT): forward with the
+carried state detached, backward, clip, update; non-finite updates are
+skipped and counted; callbacks log, evaluate, schedule, stop early and
+checkpoint. The position (epoch, batch) and the carried state live in
+:class:`FitState`, which checkpoints save and resumption restores.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.batch import Batch
+from rnnkit.distributed import SINGLE, World
+from rnnkit.optim import weight_noise
+
+
+@dataclass
+class StepOutput:
+    """What an objective returns for one batch or chunk."""
+
+    loss: Tensor  # the loss SUMMED over what was scored (the loop divides by the global count)
+    count: int  # how many predictions were scored (tokens, sequences)
+    state: Any = None  # the recurrent state after this chunk, to carry forward
+
+
+class Objective(Protocol):
+    def __call__(self, model: nn.Module, batch: Batch, state: Any) -> StepOutput: ...
+
+
+class Loader(Protocol):
+    def epoch(self, epoch: int) -> Sequence[Any]: ...
+    def batch(self, key: Any) -> Batch: ...
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    epochs: int = 10  # passes over the training data
+    max_minutes: float | None = None  # stop (and checkpoint) once this much time has passed
+    bptt: int | None = None  # truncated BPTT: update every k steps; None = full BPTT per batch
+    carry_state: bool = False  # carry the final state from one batch into the next (one stream)
+    clip_norm: float | None = None  # rescale gradients whose global L2 norm exceeds this
+    clip_value: float | None = None  # clamp every gradient element to [-v, v]
+    weight_noise: float = 0.0  # std of Gaussian noise on the weights for each update (Graves 2013)
+    max_bad_steps: int = 10  # consecutive non-finite updates that stop training
+    device: str = "cpu"
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive updates had a non-finite loss or gradient."""
+
+
+@dataclass
+class FitState:
+    """Where training is: what a checkpoint saves, what a resumed run restores."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch completed
+    step: int = 0  # updates applied
+    skipped: int = 0  # non-finite updates skipped in total
+    bad_in_row: int = 0
+    carried: Any = None  # recurrent state carried between batches (carry_state)
+    metrics: dict[str, float] = field(default_factory=dict)  # latest evaluation results
+    history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
+    stop: bool = False  # set by a callback (early stopping, time budget)
+    noise: torch.Generator = field(default_factory=torch.Generator)  # weight-noise draws
+    elapsed: float = 0.0  # training seconds before this run, for --max-minutes across resumption
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "step": self.step, "skipped": self.skipped,
+                "bad_in_row": self.bad_in_row, "carried": self.carried, "metrics": dict(self.metrics),
+                "history": list(self.history), "noise": self.noise.get_state(), "elapsed": self.elapsed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitState:
+        state = cls(**{k: v for k, v in d.items() if k != "noise"})
+        state.noise.set_state(d["noise"])
+        return state
+
+
+class Callback:
+    """Hooks of the loop; override those you need."""
+
+    def on_step(self, fit: FitState, record: dict[str, Any]) -> None: ...
+
+    def on_epoch_end(self, fit: FitState) -> None: ...
+
+    def on_end(self, fit: FitState) -> None: ...
+
+
+def detach(state: Any) -> Any:
+    """The state with every tensor cut from the graph (truncated BPTT)."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, tuple | list):
+        return type(state)(detach(s) for s in state)
+    return state
+
+
+def _chunks(batch: Batch, bptt: int | None) -> list[Batch]:
+    T = batch.inputs.shape[1]
+    if bptt is None or bptt >= T:
+        return [batch]
+    return [batch.chunk(start, min(start + bptt, T)) for start in range(0, T, bptt)]
+
+
+def _clip(params: list[Tensor], config: FitConfig) -> float:
+    """Clip as configured; returns the global gradient norm before clipping."""
+    if config.clip_value is not None:
+        nn.utils.clip_grad_value_(params, config.clip_value)
+    norm = nn.utils.clip_grad_norm_(params, config.clip_norm if config.clip_norm is not None else math.inf)
+    return float(norm)
+
+
+def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch, state: Any,
+                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, list[dict[str, Any]]]:
+    """All the updates of one batch (one per chunk); returns the state after it and a record per update.
+
+    Each update minimises the chunk's summed loss divided by the number of
+    predictions scored over all ranks: the mean over the global batch.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    records = []
+    for chunk in _chunks(batch, config.bptt):
+        with weight_noise(model, config.weight_noise, fit.noise):
+            out = objective(model, chunk, detach(state))
+            total = world.sum(out.count)
+            # DDP averages gradients over ranks: scale by the world size to get the global mean
+            (out.loss * (world.size / max(total, 1))).backward()
+        norm = _clip(params, config)
+        loss = float(out.loss) / max(out.count, 1)
+        if math.isfinite(norm) and math.isfinite(loss) and total > 0:
+            optimizer.step()
+            fit.step += 1
+            fit.bad_in_row = 0
+        else:
+            fit.skipped += 1
+            fit.bad_in_row += 1
+        optimizer.zero_grad(set_to_none=True)
+        records.append({"loss": loss, "count": out.count, "grad_norm": norm, "tokens": chunk.tokens,
+                        "finite": math.isfinite(norm) and math.isfinite(loss),
+                        "indices": None if chunk.indices is None else chunk.indices.tolist()})
+        if fit.bad_in_row > config.max_bad_steps:
+            raise TrainingDiverged(f"{fit.bad_in_row} updates in a row had a non-finite loss or gradient "
+                                   f"(last: epoch {fit.epoch + 1}, batch {fit.batch + 1}, "
+                                   f"sequences {records[-1]['indices']}); lower the learning rate or clip")
+        state = out.state
+    return state, records
+
+
+def fit(model: nn.Module, objective: Objective, loader: Loader, optimizer, config: FitConfig,
+        callbacks: Sequence[Callback] = (), state: FitState | None = None, world: World = SINGLE,
+        clock: Callable[[], float] = time.monotonic) -> FitState:
+    """Train ``model`` until ``config.epochs`` are done, the time budget is spent
+    or a callback sets ``stop``. Pass the ``state`` of a checkpoint to resume."""
+    fit_state = state or FitState()
+    start = clock() - fit_state.elapsed
+    model.train()
+    while fit_state.epoch < config.epochs and not fit_state.stop:
+        keys = loader.epoch(fit_state.epoch)
+        while fit_state.batch < len(keys) and not fit_state.stop:
+            batch = loader.batch(keys[fit_state.batch]).to(config.device)
+            carried = fit_state.carried if config.carry_state else None
+            carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config, world)
+            fit_state.carried = detach(carried) if config.carry_state else None
+            fit_state.batch += 1
+            fit_state.elapsed = clock() - start
+            if config.max_minutes is not None and fit_state.elapsed > 60 * config.max_minutes:
+                fit_state.stop = True
+            for record in records:
+                for cb in callbacks:
+                    cb.on_step(fit_state, record)
+        if fit_state.batch >= len(keys):  # a whole epoch, not a stop in the middle
+            fit_state.epoch += 1
+            fit_state.batch = 0
+            fit_state.carried = None
+            model.eval()
+            for cb in callbacks:
+                cb.on_epoch_end(fit_state)
+            model.train()
+    for cb in callbacks:
+        cb.on_end(fit_state)
+    return fit_state
