@@ -137,7 +137,7 @@ def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch,
             # DDP averages gradients over ranks: scale by the world size to get the global mean
             (out.loss * (world.size / max(total, 1))).backward()
         norm = _clip(params, config)
-        loss = float(out.loss) / max(out.count, 1)
+        loss = float(out.loss.detach()) / max(out.count, 1)
         if math.isfinite(norm) and math.isfinite(loss) and total > 0:
             optimizer.step()
             fit.step += 1

@@ -1,0 +1,94 @@
+"""Optimizers and schedules: each method steps; sparse embeddings touch only the
+rows a batch used (DyNet's semantics) where dense Adam moves all seen rows;
+DECAY and PLATEAU schedules; bad settings name the setting."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnkit.optim import LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
+
+
+class Tagger(nn.Module):
+    def __init__(self, sparse):
+        super().__init__()
+        self.embed = nn.Embedding(10, 3, sparse=sparse)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, ids):
+        return self.out(self.embed(ids)).sum()
+
+
+@pytest.mark.parametrize("method", list(Method))
+def test_every_method_updates(method):
+    model = Tagger(sparse=False)
+    before = model.out.weight.clone()
+    opt = build_optimizer(model, OptimizerConfig(method=method, lr=0.1, momentum=0.5 if method is Method.SGD else 0))
+    model(torch.tensor([1, 2])).backward()
+    opt.step()
+    assert not torch.equal(model.out.weight, before)
+
+
+@pytest.mark.parametrize("method", [Method.ADAM, Method.SGD])
+def test_sparse_updates_touch_only_used_rows(method):
+    torch.manual_seed(0)
+    sparse, dense = Tagger(sparse=True), Tagger(sparse=False)
+    dense.load_state_dict(sparse.state_dict())
+    opts = [build_optimizer(sparse, OptimizerConfig(method=method, lr=0.1, sparse_embeddings=True)),
+            build_optimizer(dense, OptimizerConfig(method=method, lr=0.1, momentum=0.9 if method is Method.SGD
+                                                   else 0))]
+    for ids in ([1, 2], [3]):  # row 1 and 2 used first, then only row 3
+        for model, opt in zip((sparse, dense), opts):
+            before = model.embed.weight.detach().clone()
+            opt.zero_grad()
+            model(torch.tensor(ids)).backward()
+            opt.step()
+            moved = (model.embed.weight != before).any(1).nonzero().flatten().tolist()
+            if model is sparse:
+                assert moved == ids
+    assert moved == [1, 2, 3]  # dense Adam (or momentum) keeps moving the rows seen before
+
+
+def test_sparse_tables_need_the_flag():
+    with pytest.raises(ValueError, match="sparse_embeddings=True"):
+        build_optimizer(Tagger(sparse=True), OptimizerConfig())
+    with pytest.raises(ValueError, match="RMSPROP"):
+        build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.RMSPROP, sparse_embeddings=True))
+    with pytest.raises(ValueError, match="lr"):
+        build_optimizer(Tagger(sparse=False), OptimizerConfig(lr=0))
+
+
+def test_sparse_optimizer_state_round_trip():
+    model = Tagger(sparse=True)
+    opt = build_optimizer(model, OptimizerConfig(sparse_embeddings=True))
+    model(torch.tensor([1])).backward()
+    opt.step()
+    state = opt.state_dict()
+    other = build_optimizer(model, OptimizerConfig(sparse_embeddings=True))
+    other.load_state_dict(state)
+    assert len(other.optimizers[1].state) == 1
+
+
+def test_decay_schedule_halves_from_the_start_epoch():
+    opt = build_optimizer(Tagger(False), OptimizerConfig(method=Method.SGD, lr=1.0))
+    schedule = LRSchedule(opt, ScheduleConfig(kind=Schedule.DECAY, factor=0.5, start_epoch=4))
+    lrs = []
+    for _ in range(6):
+        schedule.step()
+        lrs.append(schedule.lr)
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_plateau_schedule_and_its_state():
+    opt = build_optimizer(Tagger(False), OptimizerConfig(method=Method.SGD, lr=1.0))
+    schedule = LRSchedule(opt, ScheduleConfig(kind=Schedule.PLATEAU, factor=0.1, patience=1), minimize=True)
+    for metric in (5.0, 4.0, 4.5, 4.6):
+        schedule.step(metric)
+    assert schedule.lr == pytest.approx(0.1)
+    copy = LRSchedule(opt, ScheduleConfig(kind=Schedule.PLATEAU, factor=0.1, patience=1))
+    copy.load_state_dict(schedule.state_dict())
+    assert copy.best == 4.0 and copy.stale == 0
+    with pytest.raises(ValueError, match="development metric"):
+        schedule.step(None)
+    with pytest.raises(ValueError, match="factor"):
+        LRSchedule(opt, ScheduleConfig(factor=0))

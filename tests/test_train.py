@@ -1,0 +1,221 @@
+"""The training loop: truncated BPTT against a hand-written reference, state
+carried across chunks and batches, clipping, weight noise, non-finite updates
+skipped and logged, divergence stops, determinism, and the callbacks."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from rnnkit import LSTM
+from rnnkit.batch import Batch, BatchingConfig
+from rnnkit.callbacks import EarlyStopping, Evaluate, best_epoch
+from rnnkit.loader import SequenceLoader, StreamLoader
+from rnnkit.losses import Reduction, masked_cross_entropy
+from rnnkit.tasks.toys import Problem, SequenceModel, collate, make_dataset, make_objective
+from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, fit, train_batch
+
+V = 7
+
+
+class TinyLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(V, 4)
+        self.rnn = LSTM(4, 5)
+        self.out = nn.Linear(5, V)
+
+    def forward(self, ids, lengths=None, state=None):
+        h, state = self.rnn(self.embed(ids), lengths, state)
+        return self.out(h), state
+
+
+def lm_objective(model, batch, state):
+    logits, state = model(batch.inputs, batch.lengths, state)
+    loss = masked_cross_entropy(logits, batch.targets, batch.lengths, reduction=Reduction.SUM)
+    return StepOutput(loss, batch.tokens, state)
+
+
+def _batch(B=3, T=10, lengths=(10, 6, 3)):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, V, (B, T), generator=g)
+    y = torch.randint(0, V, (B, T), generator=g)
+    return Batch(x, torch.tensor(lengths), y, indices=torch.arange(B))
+
+
+def test_truncated_bptt_equals_hand_written_reference():
+    torch.manual_seed(0)
+    model, ref = TinyLM(), TinyLM()
+    ref.load_state_dict(model.state_dict())
+    batch = _batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    train_batch(model, lm_objective, opt, batch, None, FitState(), FitConfig(bptt=4))
+    # reference: chunks of 4 steps, state detached between them, one SGD update per chunk (mean loss)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    state = None
+    for start in (0, 4, 8):
+        lengths = (batch.lengths - start).clamp(0, 4)
+        x, y = batch.inputs[:, start:start + 4], batch.targets[:, start:start + 4]
+        if state is not None:
+            state = tuple(s.detach() for s in state)
+        logits, state = ref(x, lengths, state)
+        loss = masked_cross_entropy(logits, y, lengths, reduction=Reduction.SUM) / lengths.sum()
+        ref_opt.zero_grad()
+        loss.backward()
+        ref_opt.step()
+    for a, b in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_bptt_covering_the_sequence_is_full_bptt():
+    torch.manual_seed(0)
+    model, ref = TinyLM(), TinyLM()
+    ref.load_state_dict(model.state_dict())
+    batch = _batch()
+    for m, bptt in ((model, 10), (ref, None)):
+        opt = torch.optim.SGD(m.parameters(), lr=0.5)
+        train_batch(m, lm_objective, opt, batch, None, FitState(), FitConfig(bptt=bptt))
+    for a, b in zip(model.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_state_carries_across_chunks():
+    """With lr 0 nothing changes, so the per-chunk losses must add up to the whole
+    sequence's loss, which only holds if each chunk starts from the previous state."""
+    torch.manual_seed(0)
+    model = TinyLM()
+    batch = _batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    _, records = train_batch(model, lm_objective, opt, batch, None, FitState(), FitConfig(bptt=3))
+    chunked = sum(r["loss"] * r["count"] for r in records)
+    whole = lm_objective(model, batch, None).loss.item()
+    assert chunked == pytest.approx(whole, rel=1e-5)
+    reset = sum(lm_objective(model, batch.chunk(s, s + 3), None).loss.item() for s in range(0, 10, 3))
+    assert abs(reset - whole) > 1e-3
+
+
+def test_state_carries_across_batches_of_a_stream():
+    torch.manual_seed(0)
+    model = TinyLM()
+    ids = torch.randint(0, V, (61,))
+    loader = StreamLoader(ids, batch_size=2, bptt=5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    losses = []
+
+    class Record(Evaluate):
+        def __init__(self):
+            pass
+
+        def on_step(self, fit, record):
+            losses.append(record["loss"] * record["count"])
+
+        def on_epoch_end(self, fit):
+            pass
+
+    fit(model, lm_objective, loader, opt, FitConfig(epochs=1, carry_state=True), [Record()])
+    whole = lm_objective(model, Batch(loader.inputs, torch.full((2,), 30), loader.targets), None).loss.item()
+    assert sum(losses) == pytest.approx(whole, rel=1e-5)
+
+
+def test_clipping_by_norm_and_value():
+    torch.manual_seed(0)
+    model = TinyLM()
+    batch = _batch()
+    grads = {}
+
+    class Spy(torch.optim.SGD):
+        def step(self, closure=None):
+            grads["g"] = [p.grad.clone() for p in model.parameters()]
+
+    train_batch(model, lm_objective, Spy(model.parameters(), lr=0.1), batch, None, FitState(),
+                FitConfig(clip_norm=0.01))
+    assert torch.cat([g.flatten() for g in grads["g"]]).norm().item() == pytest.approx(0.01, rel=1e-4)
+    train_batch(model, lm_objective, Spy(model.parameters(), lr=0.1), batch, None, FitState(),
+                FitConfig(clip_value=1e-3))
+    assert max(g.abs().max().item() for g in grads["g"]) <= torch.tensor(1e-3).item()
+
+
+def test_weight_noise_is_used_for_the_gradient_and_removed_before_the_update():
+    torch.manual_seed(0)
+    model = TinyLM()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    seen = {}
+
+    def objective(m, batch, state):
+        seen["w"] = m.rnn.cells[0].weight_hh.clone()
+        seen["emb"] = m.embed.weight.clone()
+        return lm_objective(m, batch, state)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    train_batch(model, objective, opt, _batch(), None, FitState(), FitConfig(weight_noise=0.1))
+    noise = seen["w"] - before["rnn.cells.0.weight_hh"]
+    assert 0.05 < noise.std().item() < 0.15
+    assert torch.equal(seen["emb"], before["embed.weight"])  # tables are not perturbed
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])  # restored exactly; lr 0 changed nothing
+
+
+def test_non_finite_updates_are_skipped_and_logged_then_training_stops():
+    torch.manual_seed(0)
+    model = TinyLM()
+    before = {n: p.clone() for n, p in model.named_parameters()}
+
+    def poisoned(m, batch, state):
+        out = lm_objective(m, batch, state)
+        return StepOutput(out.loss * float("nan"), out.count, out.state)
+
+    opt = torch.optim.Adam(model.parameters())
+    fit_state = FitState()
+    _, records = train_batch(model, poisoned, opt, _batch(), None, fit_state, FitConfig(max_bad_steps=3))
+    assert not records[0]["finite"] and records[0]["indices"] == [0, 1, 2]
+    assert fit_state.skipped == 1 and fit_state.step == 0
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])
+    with pytest.raises(TrainingDiverged, match="4 updates in a row"):
+        for _ in range(4):
+            train_batch(model, poisoned, opt, _batch(), None, fit_state, FitConfig(max_bad_steps=3))
+
+
+def _toy_run(seed, dropout=0.0, noise=0.0, epochs=2):
+    torch.manual_seed(seed)
+    data = make_dataset(Problem.PARITY, 64, 2, 12, seed)
+    model = SequenceModel(LSTM(1, 8, 2, dropout=dropout), 2)
+    loader = SequenceLoader(data, [len(x) for x, _ in data], collate, BatchingConfig(batch_size=8, seed=seed))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    state = FitState()
+    state.noise.manual_seed(seed)
+    fit(model, make_objective(Problem.PARITY), loader, opt, FitConfig(epochs=epochs, weight_noise=noise), [], state)
+    return model
+
+
+def test_same_seed_gives_bitwise_identical_weights():
+    a, b = _toy_run(3, dropout=0.3, noise=0.01), _toy_run(3, dropout=0.3, noise=0.01)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    c = _toy_run(4, dropout=0.3, noise=0.01)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_max_minutes_stops_in_the_middle_of_an_epoch():
+    torch.manual_seed(0)
+    data = make_dataset(Problem.PARITY, 64, 2, 12, 0)
+    model = SequenceModel(LSTM(1, 8), 2)
+    loader = SequenceLoader(data, [len(x) for x, _ in data], collate, BatchingConfig(batch_size=8))
+    ticks = iter(range(10**6))
+    state = fit(model, make_objective(Problem.PARITY), loader, torch.optim.Adam(model.parameters()),
+                FitConfig(epochs=5, max_minutes=3 / 60), clock=lambda: float(next(ticks)))
+    assert state.stop and state.epoch == 0 and 0 < state.batch < 8
+
+
+def test_early_stopping_and_best_epoch():
+    history = [{"loss": v} for v in (3.0, 2.0, 2.5, 2.1, 2.2)]
+    assert best_epoch(history, "loss", minimize=True) == 1
+    assert best_epoch(history, "loss", minimize=False) == 0
+    state = FitState(history=history)
+    EarlyStopping("loss", patience=3).on_epoch_end(state)
+    assert state.stop
+    state = FitState(history=history[:4])
+    EarlyStopping("loss", patience=3).on_epoch_end(state)
+    assert not state.stop
+    assert best_epoch([{"loss": math.nan}], "loss", True) is None
