@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
 from rnnkit.checks import check_input, check_lengths, check_state
 from rnnkit.interop import copy_from_torch, copy_to_torch, like
+from rnnkit.kernels import native
 from rnnkit.scan import scan, zero_padding
 
 LayerState = Tensor | tuple[Tensor, ...]
@@ -53,6 +54,7 @@ class Recurrent(nn.Module):
         self.bidirectional, self.dropout = bidirectional, dropout
         self.num_directions = 2 if bidirectional else 1
         self.cells = nn.ModuleList(cells)
+        self.fused = True  # use a fused kernel where one computes this cell; False: the reference loop
         self.output_size = self.num_directions * cells[0].output_size  # D·H_out
         n = len(cells)
         self.initial_state = nn.ParameterList(
@@ -89,7 +91,17 @@ class Recurrent(nn.Module):
         lengths = check_lengths(lengths, x)
         states = self._cell_states(state, x)
         D, finals, inp = self.num_directions, [], zero_padding(x, lengths)
+        use_native = self.fused and native.supports(self.cells[0]) and x.shape[0] > 0 and x.shape[1] > 0 \
+            and (lengths is None or bool((lengths > 0).all()))
         for layer in range(self.num_layers):
+            if use_native:
+                full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long) if lengths is None else lengths
+                inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp, full,
+                                                     states[layer * D:(layer + 1) * D])
+                finals.extend(layer_finals)
+                if layer < self.num_layers - 1 and self.dropout > 0:
+                    inp = nn.functional.dropout(inp, self.dropout, self.training)
+                continue
             outputs = []
             for direction in range(D):
                 k = layer * D + direction

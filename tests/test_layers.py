@@ -29,9 +29,11 @@ def _bias_grad(module, name):
 
 
 @pytest.mark.parametrize("kind", TORCH_MODULES)
-def test_equals_torch_with_copied_weights(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_equals_torch_with_copied_weights(kind, fused):
     ref = TORCH_MODULES[kind]()
     layer = CONVERT[type(ref)].from_torch(ref)
+    layer.fused = fused
     x = torch.randn(len(LENGTHS), T, I)
     y_ref, s_ref = run_torch(ref, x, LENGTHS)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -70,8 +72,10 @@ def _randomise_initial_state(layer):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_layer_equals_plain_loop_over_its_cell(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_layer_equals_plain_loop_over_its_cell(kind, fused):
     layer = LAYERS[kind](I, H)
+    layer.fused = fused
     _randomise_initial_state(layer)
     x = torch.randn(len(LENGTHS), T, I)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -82,8 +86,10 @@ def test_layer_equals_plain_loop_over_its_cell(kind):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_given_state_equals_plain_loop(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_given_state_equals_plain_loop(kind, fused):
     layer = LAYERS[kind](I, H)
+    layer.fused = fused
     x = torch.randn(len(LENGTHS), T, I)
     state = tuple(torch.randn(shape) for shape in layer.state_shapes(len(LENGTHS)))
     state = state[0] if len(state) == 1 else state
@@ -95,9 +101,11 @@ def test_given_state_equals_plain_loop(kind):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_batch_invariance(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_batch_invariance(kind, fused):
     """Each sequence alone gives what it gives inside a batch of longer and shorter ones."""
     layer = LAYERS[kind](I, H)
+    layer.fused = fused
     _randomise_initial_state(layer)
     x = torch.randn(len(LENGTHS), T, I)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -110,9 +118,11 @@ def test_batch_invariance(kind):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_padding_never_leaks(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_padding_never_leaks(kind, fused):
     """Whatever the padding holds (even NaN), outputs, states and gradients do not change."""
     layer = LAYERS[kind](I, H)
+    layer.fused = fused
     lengths = torch.tensor(LENGTHS)
     x = torch.randn(len(LENGTHS), T, I)
     pad = torch.arange(T) >= lengths.unsqueeze(1)  # (B, T)
@@ -140,10 +150,12 @@ UNIDIRECTIONAL = {
 
 
 @pytest.mark.parametrize("kind", UNIDIRECTIONAL)
-def test_chunked_equals_whole(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_chunked_equals_whole(kind, fused):
     """Running in chunks with the state carried gives the whole run, even when some
     sequences end inside an earlier chunk (they have length 0 in later chunks)."""
     layer = UNIDIRECTIONAL[kind]()
+    layer.fused = fused
     _randomise_initial_state(layer)
     lengths = torch.tensor(LENGTHS)
     x = torch.randn(len(LENGTHS), T, I)
@@ -160,9 +172,11 @@ def test_chunked_equals_whole(kind):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_layer_gradcheck_float64(kind):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
+def test_layer_gradcheck_float64(kind, fused):
     torch.manual_seed(1)
     layer = LAYERS[kind](2, 3).double()  # small: gradcheck perturbs every weight
+    layer.fused = fused
     _randomise_initial_state(layer)
     lengths = torch.tensor([3, 1, 2])
     x = torch.randn(3, 3, 2, dtype=torch.float64, requires_grad=True)

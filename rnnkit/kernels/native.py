@@ -1,0 +1,70 @@
+"""torch's own fused CPU/GPU kernels (``torch._VF``, what ``torch.nn.LSTM`` runs, cuDNN on
+a GPU) for the cells they implement: Elman with tanh or relu, LSTM with or without
+projection (no peepholes), GRU.
+
+One layer at a time, both directions at once, over a packed sequence, so that
+the backward direction runs within each sequence's own length and the final
+state is taken at each sequence's own last step. rnnkit keeps one bias where
+torch keeps two: the bias goes in ``b_ih`` and zeros in ``b_hh``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
+
+State = tuple[Tensor, ...]
+
+
+def supports(cell: Cell) -> bool:
+    """Whether torch's fused kernels compute exactly this cell's recurrence."""
+    if isinstance(cell, LSTMCell):
+        return cell.weight_ch is None and cell.bias is not None
+    if isinstance(cell, GRUCell):
+        return cell.bias_ih is not None
+    if isinstance(cell, ElmanCell):
+        return cell.activation in (Activation.TANH, Activation.RELU) and cell.bias is not None
+    return False
+
+
+def _weights(cell: Cell) -> list[Tensor]:
+    if isinstance(cell, GRUCell):
+        return [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
+    weights = [cell.weight_ih, cell.weight_hh, cell.bias, torch.zeros_like(cell.bias)]
+    if isinstance(cell, LSTMCell) and cell.weight_hr is not None:
+        weights.append(cell.weight_hr)
+    return weights
+
+
+def run_layer(cells: list[Cell], x: Tensor, lengths: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
+    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,) all >= 1.
+
+    Returns y (B, T, D·H_out), zero past each length, and each direction's final state.
+    """
+    B, T = x.shape[:2]
+    bidirectional = len(cells) == 2
+    cell = cells[0]
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    order = packed.sorted_indices  # packed batch position -> original sequence
+    flat = [w for c in cells for w in _weights(c)]
+    hx = [torch.stack([s[k] for s in states])[:, order] for k in range(len(states[0]))]  # each (D, B, n)
+    args = (packed.data, packed.batch_sizes)
+    rest = (flat, True, 1, 0.0, False, bidirectional)
+    if isinstance(cell, LSTMCell):
+        out, h, c = torch._VF.lstm(*args, (hx[0], hx[1]), *rest)
+        finals = [h, c]
+    elif isinstance(cell, GRUCell):
+        out, h = torch._VF.gru(*args, hx[0], *rest)
+        finals = [h]
+    else:
+        kernel = torch._VF.rnn_tanh if cell.activation is Activation.TANH else torch._VF.rnn_relu
+        out, h = kernel(*args, hx[0], *rest)
+        finals = [h]
+    restored = packed._replace(data=out)
+    y, _ = pad_packed_sequence(restored, batch_first=True, total_length=T)  # (B, T, D·H_out)
+    unsort = packed.unsorted_indices
+    finals = [f[:, unsort] for f in finals]  # each (D, B, n), original order
+    return y, [tuple(f[d] for f in finals) for d in range(len(cells))]
