@@ -43,6 +43,7 @@ class Batch:
     targets: Tensor | None = None
     target_lengths: Tensor | None = None
     indices: Tensor | None = None
+    extra: dict[str, Tensor] | None = None  # task-specific tensors (e.g. characters of each word)
 
     @property
     def size(self) -> int:
@@ -59,8 +60,11 @@ class Batch:
         return 1.0 - self.tokens / cells if cells else 0.0
 
     def to(self, device: torch.device | str) -> Batch:
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
-                                if isinstance(getattr(self, f.name), Tensor)})
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if isinstance(getattr(self, f.name), Tensor)}
+        if self.extra is not None:
+            moved["extra"] = {k: v.to(device) for k, v in self.extra.items()}
+        return replace(self, **moved)
 
     def chunk(self, start: int, stop: int) -> Batch:
         """Time steps [start, stop) of a batch whose targets are aligned with its

@@ -7,11 +7,11 @@ import sys
 
 import torch
 
-from rnnkit.commands import common, data, toy
+from rnnkit.commands import common, data, tag, toy
 from rnnkit.data.errors import DataError
 from rnnkit.train import TrainingDiverged
 
-COMMANDS = [data.register, toy.register]  # each adds its subcommand(s)
+COMMANDS = [data.register, tag.register, toy.register]  # each adds its subcommand(s)
 
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:
