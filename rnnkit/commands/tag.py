@@ -15,8 +15,15 @@ import torch
 from rnnkit.batch import BatchingConfig
 from rnnkit.checkpoint import load_weights, read_config, save_model_dir
 from rnnkit.commands.common import common_parent, eval_parent, maybe_launch, print_metrics, run_config, setup
-from rnnkit.data.tagged import TaggedSentence, read_conll, read_conllu, read_slash, write_conll, write_conllu, \
-    write_slash
+from rnnkit.data.tagged import (
+    TaggedSentence,
+    read_conll,
+    read_conllu,
+    read_slash,
+    write_conll,
+    write_conllu,
+    write_slash,
+)
 from rnnkit.feature_crf import FeatureCRF
 from rnnkit.hmm import HMMTagger
 from rnnkit.loader import SequenceLoader

@@ -1,0 +1,35 @@
+"""Tagging metrics: token and unknown-word accuracy by hand; span scores equal to
+a hand count of exact span matches; the span scheme is detected."""
+
+import pytest
+
+from rnnkit.metrics import is_span_scheme, tagging_metrics
+
+
+def test_accuracy_and_unknown_accuracy():
+    gold = [["DT", "NN", "VBZ"], ["NN"]]
+    pred = [["DT", "VB", "VBZ"], ["NN"]]
+    m = tagging_metrics(gold, pred, [["the", "zorg", "runs"], ["cat"]], known_words={"the", "runs", "cat"})
+    assert m["accuracy"] == pytest.approx(3 / 4) and m["count"] == 4
+    assert m["unknown_accuracy"] == 0.0 and m["unknown_count"] == 1
+    assert "f1" not in m
+
+
+def test_span_precision_recall_f1():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "B-LOC"]]
+    m = tagging_metrics(gold, pred)
+    # gold spans: PER(0-1), LOC(3), ORG(0); predicted: PER(0-1), ORG(3), ORG(0), LOC(1); 2 exact matches
+    assert m["precision"] == pytest.approx(2 / 4)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * (1 / 2) * (2 / 3) / (1 / 2 + 2 / 3))
+
+
+def test_scheme_detection():
+    assert is_span_scheme({"O", "B-geo-loc", "I-geo-loc"})
+    assert not is_span_scheme({"NN", "DT"}) and not is_span_scheme({"O"})
+
+
+def test_mismatched_lengths():
+    with pytest.raises(ValueError, match="same sentences and lengths"):
+        tagging_metrics([["A"]], [["A", "B"]])
