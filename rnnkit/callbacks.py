@@ -134,7 +134,11 @@ class Log(Callback):
         self.jsonl = open(jsonl, "a", encoding="utf-8") if jsonl and enabled else None
         self.writer = None
         if tensorboard and enabled:
-            from torch.utils.tensorboard import SummaryWriter  # optional dependency
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # optional dependency
+            except ImportError:
+                raise ValueError("--tensorboard needs the tensorboard package: pip install 'rnnkit[tensorboard]'") \
+                    from None
             self.writer = SummaryWriter(str(tensorboard))
         self._reset()
 

@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"rnnkit: error: {message}", file=sys.stderr)
         return 1
+    except Exception as err:  # a bug, not a user error: still one line, unless --debug
+        if args.debug:
+            raise
+        print(f"rnnkit: error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

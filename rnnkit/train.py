@@ -114,10 +114,26 @@ def _chunks(batch: Batch, bptt: int | None) -> list[Batch]:
 
 
 def _clip(params: list[Tensor], config: FitConfig) -> float:
-    """Clip as configured; returns the global gradient norm before clipping."""
+    """Clip as configured; returns the global gradient norm before norm clipping.
+
+    Sparse gradients (embedding tables with sparse updates) are coalesced and
+    clipped on their stored values, so they count once per row they touch.
+    """
+    for p in params:
+        if p.grad is not None and p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+    grads = [p.grad for p in params if p.grad is not None]
+    values = [g._values() if g.is_sparse else g for g in grads]  # the numbers each gradient stores
     if config.clip_value is not None:
-        nn.utils.clip_grad_value_(params, config.clip_value)
-    norm = nn.utils.clip_grad_norm_(params, config.clip_norm if config.clip_norm is not None else math.inf)
+        for v in values:
+            v.clamp_(-config.clip_value, config.clip_value)
+    if not values:
+        return 0.0
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(v) for v in values]))
+    if config.clip_norm is not None:
+        coef = torch.clamp(config.clip_norm / (norm + 1e-6), max=1.0)
+        for v in values:
+            v.mul_(coef)
     return float(norm)
 
 

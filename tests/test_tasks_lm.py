@@ -1,6 +1,9 @@
 """Language model: shapes, streams, bits per symbol against a direct computation,
-sampling carries the state (greedy sampling equals re-running from scratch), and
-training on real Python source lowers held-out bits per character."""
+sampling carries the state (greedy sampling equals re-running from scratch), top-p
+keeps the smallest nucleus, drawing </s> stops; the two training regimes against
+hand computations (padding never changes a sentence batch's loss; chunks with the
+carried state equal whole rows run by torch.nn.LSTM); scoring a stream in rows and
+chunks equals scoring it whole; training on real Python source lowers held-out bits."""
 
 import math
 
@@ -9,17 +12,35 @@ import torch
 from torch import nn
 
 from rnnkit import GRU
+from rnnkit.batch import Batch
 from rnnkit.data.pysource import python_files, stdlib_root
+from rnnkit.data.text import Level
+from rnnkit.layers import RNN
+from rnnkit.loader import StreamLoader
 from rnnkit.tasks.lm import (
+    CellKind,
     LanguageModel,
     LMConfig,
+    Regime,
     StreamTraining,
     bits_per_symbol,
+    build_vocab,
+    collate_sentences,
+    encode_sentences,
+    encode_stream,
+    evaluate,
+    filter_logits,
+    lm_metrics,
     sample,
+    sentence_loss,
+    sentence_objective,
     stream_batches,
+    stream_loss,
+    stream_objective,
     train_on_stream,
 )
-from rnnkit.vocab import UNK, Vocab
+from rnnkit.train import Callback, FitConfig, fit
+from rnnkit.vocab import BOS, EOS, UNK, Vocab
 
 
 def test_forward_shapes_and_custom_rnn():
@@ -90,3 +111,158 @@ def test_training_on_python_source_beats_uniform():
     after = bits_per_symbol(lm, test)
     assert before > math.log2(len(vocab)) - 0.2
     assert after < 3.6 < before
+
+
+def _lm(V=13, cell=CellKind.LSTM, **kw):
+    return LanguageModel(LMConfig(vocab_size=V, embed_size=5, hidden_size=6, num_layers=2, cell=cell, **kw))
+
+
+def test_config_round_trip_cell_choice_and_uniform_init():
+    config = LMConfig(vocab_size=9, embed_size=4, hidden_size=6, cell=CellKind.GRU, init_range=0.1)
+    assert LMConfig.from_dict(config.to_dict()) == config
+    lm = LanguageModel(config)
+    assert isinstance(lm.rnn, GRU)
+    assert isinstance(_lm(cell=CellKind.ELMAN).rnn, RNN)
+    assert all(float(p.detach().abs().max()) <= 0.1 for p in lm.parameters())
+    with pytest.raises(ValueError, match="init_range"):
+        LanguageModel(LMConfig(vocab_size=9, init_range=0.0))
+
+
+def test_vocabulary_and_encodings():
+    lines = [["a", "b", EOS], ["b", "<unk>", EOS]]
+    vocab = build_vocab(lines, Regime.SENTENCES)
+    assert vocab.symbols[:3] == [UNK, EOS, BOS] and vocab["zzz"] == vocab[UNK] == vocab["<unk>"]
+    assert "a" in vocab and BOS not in build_vocab(lines, Regime.STREAM)
+    stream = encode_stream([t for line in lines for t in line], vocab)
+    assert vocab.decode(stream.tolist()) == [EOS, "a", "b", EOS, "b", UNK, EOS]  # every token is predicted
+    (first, _) = encode_sentences(lines, vocab)
+    assert vocab.decode(first.tolist()) == [BOS, "a", "b", EOS]
+
+
+@pytest.mark.parametrize("cell", list(CellKind))
+def test_padding_never_changes_the_sentence_loss(cell):
+    """A padded batch of sentences of lengths 2..7 (padding filled with random symbols) has
+    the loss, the count and the gradients of the sentences scored one at a time."""
+    torch.manual_seed(0)
+    lm = _lm(cell=cell)
+    sentences = [torch.randint(0, 13, (n,)) for n in (4, 2, 7, 3)]
+    batch = collate_sentences(sentences, list(range(4)))
+    pad = torch.arange(batch.inputs.shape[1]) >= batch.lengths.unsqueeze(1)  # (B, T)
+    noisy = Batch(batch.inputs.masked_scatter(pad, torch.randint(0, 13, (int(pad.sum()),))), batch.lengths,
+                  batch.targets.masked_scatter(pad, torch.randint(0, 13, (int(pad.sum()),))))
+    out = sentence_objective(lm, noisy, None)
+    out.loss.backward()
+    together = [p.grad.clone() for p in lm.parameters()]
+    lm.zero_grad()
+    alone, count = 0.0, 0
+    for s in sentences:
+        logits, _ = lm(s[None, :-1])  # (1, n - 1, V), no padding at all
+        loss = nn.functional.cross_entropy(logits[0], s[1:], reduction="sum")
+        loss.backward()
+        alone, count = alone + loss.item(), count + len(s) - 1
+    assert out.count == count == batch.tokens
+    assert out.loss.item() == pytest.approx(alone, rel=1e-5)
+    for g, p in zip(together, lm.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+class _Records(Callback):
+    def __init__(self):
+        self.records = []
+
+    def on_step(self, fit_state, record):
+        self.records.append(record)
+
+
+def test_stream_regime_equals_whole_rows_run_by_torch():
+    """The engine over StreamLoader chunks of k = 3 with the state carried (lr 0, so the
+    weights stay put) scores exactly what torch.nn.LSTM gives on each whole row."""
+    torch.manual_seed(1)
+    lm = _lm()
+    ids = torch.randint(0, 13, (2 * 11 + 1,))
+    loader = StreamLoader(ids, batch_size=2, bptt=3)
+    records = _Records()
+    fit(lm, stream_objective, loader, torch.optim.SGD(lm.parameters(), lr=0.0),
+        FitConfig(epochs=1, carry_state=True), [records])
+    chunked = sum(r["loss"] * r["count"] for r in records.records)
+    assert [r["count"] for r in records.records] == [6, 6, 6, 4]
+    reference = lm.rnn.to_torch()
+    rows_in, rows_out = ids[:22].view(2, 11), ids[1:23].view(2, 11)  # contiguous rows
+    with torch.no_grad():
+        h, _ = reference(lm.embed(rows_in))  # (2, 11, H) from the zero state
+        whole = nn.functional.cross_entropy(lm.out(h).flatten(0, 1), rows_out.flatten(), reduction="sum")
+    assert chunked == pytest.approx(whole.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 30])
+def test_stream_loss_in_rows_and_chunks_equals_rows_run_whole(rows):
+    """Every symbol after the first is scored once, each row from the zero state; rows of
+    ceil(N / B) predictions, the last ones shorter (or empty), chunked by 4."""
+    torch.manual_seed(2)
+    lm = _lm()
+    ids = torch.randint(0, 13, (24,))  # N = 23 predictions
+    nats, count = stream_loss(lm, ids, batch_size=rows, bptt=4)
+    n = -(-23 // min(rows, 23))
+    direct = 0.0
+    with torch.no_grad():
+        for start in range(0, 23, n):
+            x, y = ids[start:min(start + n, 23)], ids[start + 1:min(start + n, 23) + 1]
+            logits, _ = lm(x[None])
+            direct += nn.functional.cross_entropy(logits[0], y, reduction="sum").item()
+    assert count == 23
+    assert nats == pytest.approx(direct, rel=1e-5)
+
+
+def test_sentence_loss_and_metrics():
+    torch.manual_seed(3)
+    lm = _lm()
+    sentences = [torch.randint(0, 13, (n,)) for n in (5, 2, 3)]
+    nats, count = sentence_loss(lm, sentences, batch_size=2)
+    with torch.no_grad():
+        direct = sum(nn.functional.cross_entropy(lm(s[None, :-1])[0][0], s[1:], reduction="sum").item()
+                     for s in sentences)
+    assert count == 7 and nats == pytest.approx(direct, rel=1e-5)
+    words = evaluate(lm, sentences, Level.WORD, Regime.SENTENCES)
+    assert words["perplexity"] == pytest.approx(math.exp(direct / 7), rel=1e-5)
+    assert words["loss"] == pytest.approx(direct / 7, rel=1e-5) and words["count"] == 7
+    assert lm_metrics(math.log(2) * 10, 5, Level.CHAR) == {"bits_per_char": pytest.approx(2.0),
+                                                           "loss": pytest.approx(2 * math.log(2)), "count": 5}
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([0.05, 0.4, 0.1, 0.3, 0.15])  # ranked: 1 (.4), 3 (.3), 4 (.15), 2 (.1), 0 (.05)
+    scores = probs.log()
+    kept = {p: set(filter_logits(scores, top_p=p).isfinite().nonzero().flatten().tolist())
+            for p in (0.01, 0.39, 0.41, 0.69, 0.71, 0.84, 0.86, 0.96, 1.0)}
+    assert kept == {0.01: {1}, 0.39: {1}, 0.41: {1, 3}, 0.69: {1, 3}, 0.71: {1, 3, 4}, 0.84: {1, 3, 4},
+                    0.86: {1, 3, 4, 2}, 0.96: {0, 1, 2, 3, 4}, 1.0: {0, 1, 2, 3, 4}}
+    both = filter_logits(scores, top_k=2, top_p=0.99)  # top-k first, then the nucleus of what is left
+    assert set(both.isfinite().nonzero().flatten().tolist()) == {1, 3}
+    assert torch.equal(filter_logits(scores, top_p=0.5)[[1, 3]], scores[[1, 3]])  # kept scores untouched
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="top_p"):
+            filter_logits(scores, top_p=bad)
+    with pytest.raises(ValueError, match="top_k"):
+        filter_logits(scores, top_k=0)
+
+
+def test_top_p_against_brute_force_on_random_distributions():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        probs = torch.rand(6, generator=g, dtype=torch.float64) ** 3
+        probs /= probs.sum()
+        p = float(torch.rand(1, generator=g))
+        ranked = probs.argsort(descending=True).tolist()
+        smallest = next(ranked[:k] for k in range(1, 7) if probs[ranked[:k]].sum() >= p)
+        assert set(filter_logits(probs.log(), top_p=p).isfinite().nonzero().flatten().tolist()) == set(smallest)
+
+
+def test_sampling_stops_at_the_stop_symbol():
+    """With the same draws, stopping at symbol s gives the unstopped text up to and including its first s."""
+    torch.manual_seed(4)
+    lm = LanguageModel(LMConfig(vocab_size=5, embed_size=4, hidden_size=6))
+    free = sample(lm, [0], 60, generator=torch.Generator().manual_seed(9))
+    assert 2 in free
+    stopped = sample(lm, [0], 60, stop=2, generator=torch.Generator().manual_seed(9))
+    assert stopped == free[:free.index(2) + 1]
+    assert sample(lm, [0], 0) == []

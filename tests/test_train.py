@@ -219,3 +219,18 @@ def test_early_stopping_and_best_epoch():
     EarlyStopping("loss", patience=3).on_epoch_end(state)
     assert not state.stop
     assert best_epoch([{"loss": math.nan}], "loss", True) is None
+
+
+def test_clipping_sparse_gradients_equals_dense():
+    """A sparse embedding's gradient counts once per row: the same norm and clipped values as dense."""
+    from rnnkit.train import _clip
+    grads = {}
+    for sparse in (True, False):
+        torch.manual_seed(0)
+        emb = nn.Embedding(6, 3, sparse=sparse)
+        emb(torch.tensor([1, 1, 4])).pow(2).sum().backward()  # row 1 twice: an uncoalesced sparse gradient
+        norm = _clip([emb.weight], FitConfig(clip_norm=0.5, clip_value=1.0))
+        g = emb.weight.grad
+        grads[sparse] = (norm, g.to_dense() if sparse else g)
+    assert grads[True][0] == pytest.approx(grads[False][0])
+    torch.testing.assert_close(grads[True][1], grads[False][1])

@@ -132,7 +132,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     config = TaggerConfig(num_words=len(vocabs.words), num_chars=len(vocabs.chars), num_tags=len(vocabs.tags),
                           word_dim=args.word_dim, char_dim=args.char_dim, char_hidden=args.char_hidden,
                           hidden=args.hidden, layers=args.layers, dropout=args.dropout, crf=NEURAL[args.model],
-                          bio_constraints=args.bio_constraints)
+                          bio_constraints=args.bio_constraints, sparse_embeddings=args.sparse_embeddings)
     model = Tagger(config, vocabs.tags.symbols)
     encoder = TaggerEncoder(vocabs, config.lowercase)
     examples = [encoder.example(s.tokens, s.tags) for s in train]

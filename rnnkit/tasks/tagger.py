@@ -33,6 +33,7 @@ class TaggerConfig:
     crf: bool = True  # a linear-chain CRF output layer (else a per-token softmax)
     bio_constraints: bool = False  # forbid invalid BIO transitions in the CRF
     lowercase: bool = True  # look words up lower-cased (the characters keep the case)
+    sparse_embeddings: bool = False  # sparse gradients for the word table (only used rows are updated)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +51,7 @@ class Tagger(nn.Module):
     def __init__(self, config: TaggerConfig, tags: list[str]):
         super().__init__()
         c = self.config = config
-        self.embed = nn.Embedding(c.num_words, c.word_dim, padding_idx=0)  # (V, E)
+        self.embed = nn.Embedding(c.num_words, c.word_dim, padding_idx=0, sparse=c.sparse_embeddings)  # (V, E)
         width = c.word_dim
         if c.char_dim:
             self.char_embed = nn.Embedding(c.num_chars, c.char_dim, padding_idx=0)
