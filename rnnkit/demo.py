@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from rnnkit.batch import BatchingConfig
+from rnnkit.commands.tag import NeuralTagger
+from rnnkit.data.corpora import fetch
 from rnnkit.data.pysource import load_python_sources
+from rnnkit.data.tagged import read_slash
+from rnnkit.hmm import HMMTagger
+from rnnkit.loader import SequenceLoader
+from rnnkit.metrics import tagging_metrics
 from rnnkit.layers import RNN
 from rnnkit.ngram import NGram
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
 from rnnkit.tasks.lm import LanguageModel, LMConfig, StreamTraining, bits_per_symbol, sample, train_on_stream
+from rnnkit.tasks.tagger import Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
+from rnnkit.tasks.tagger import objective as tagger_objective
 from rnnkit.tdnn import TDNN
+from rnnkit.train import FitConfig, fit
 from rnnkit.vocab import UNK, Vocab
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 0
-    lm_seconds: float = 100.0  # training budget of the character language model
+    tag_seconds: float = 70.0  # training budget of the POS tagger
+    sentence: str = "The old man the boats , said the surprised editor ."  # tagged at the end
+    lm_seconds: float = 60.0  # training budget of the character language model
     prime: str = "def "  # text the sample starts from
     sample_length: int = 400
     temperature: float = 0.7
@@ -39,6 +52,49 @@ def binary_addition(config: DemoConfig, say) -> dict:
         say(f"  {name:27s} exact sums: 8-bit {acc[8]:6.1%}  16-bit {acc[16]:6.1%}  32-bit {acc[32]:6.1%}"
             f"   ({time.perf_counter() - start:.0f} s)")
         results[name] = acc
+    return results
+
+
+def pos_tagger(config: DemoConfig, say) -> dict:
+    say("\n== Part-of-speech tagging, English (OANC, 48 Penn tags; seed 000) ==")
+    paths = fetch("oanc-pos")
+    train, test = read_slash(paths["train"]), read_slash(paths["test"])
+    words, tags = [s.tokens for s in train], [s.tags for s in train]
+    known = {w for s in words for w in s}
+    say(f"  {sum(map(len, words)):,} training tokens, {sum(len(s.tokens) for s in test):,} test tokens "
+        f"(fetched with `rnnkit data oanc-pos`)")
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for ws, ts in zip(words, tags):
+        for w, t in zip(ws, ts):
+            counts[w][t] += 1
+    top = Counter(t for ts in tags for t in ts).most_common(1)[0][0]
+    gold, test_words = [s.tags for s in test], [s.tokens for s in test]
+    mft = [[counts[w].most_common(1)[0][0] if w in counts else top for w in ws] for ws in test_words]
+    hmm = HMMTagger().fit(words, tags)
+    results = {"most_frequent_tag": tagging_metrics(gold, mft, test_words, known),
+               "hmm": tagging_metrics(gold, [hmm.tag(ws) for ws in test_words], test_words, known)}
+    vocabs = TaggerVocabs.build(words, tags, lowercase=True)
+    torch.manual_seed(config.seed)
+    tconfig = TaggerConfig(len(vocabs.words), len(vocabs.chars), len(vocabs.tags), crf=False, dropout=0.25)
+    model, encoder = Tagger(tconfig, vocabs.tags.symbols), TaggerEncoder(vocabs, lowercase=True)
+    examples = [encoder.example(ws, ts) for ws, ts in zip(words, tags)]
+    loader = SequenceLoader(examples, [len(ws) for ws in words], encoder.collate,
+                            BatchingConfig(batch_size=32, seed=config.seed))
+    start = time.perf_counter()
+    fit_state = fit(model, tagger_objective, loader, torch.optim.Adam(model.parameters(), lr=0.01),
+                    FitConfig(epochs=1, max_minutes=config.tag_seconds / 60, clip_norm=5.0))
+    elapsed = time.perf_counter() - start
+    neural = NeuralTagger(model, vocabs, tconfig)
+    results["bilstm"] = tagging_metrics(gold, neural.tag(test_words), test_words, known)
+    say(f"  BiLSTM + character BiLSTM, {fit_state.step} updates in {elapsed:.0f} s "
+        f"({fit_state.batch / len(loader.sampler):.0%} of an epoch)")
+    for name, label in (("most_frequent_tag", "most frequent tag"), ("hmm", "HMM (baseline)"),
+                        ("bilstm", "BiLSTM tagger")):
+        m = results[name]
+        say(f"  {label:18s} test accuracy {m['accuracy']:.2%}   unknown words {m['unknown_accuracy']:.2%}")
+    sentence = config.sentence.split()
+    say(f"  HMM:    {' '.join(f'{w}/{t}' for w, t in zip(sentence, hmm.tag(sentence)))}")
+    say(f"  BiLSTM: {' '.join(f'{w}/{t}' for w, t in zip(sentence, neural.tag([sentence])[0]))}")
     return results
 
 
@@ -78,7 +134,8 @@ def char_language_model(config: DemoConfig, say) -> dict:
 
 def run_demo(config: DemoConfig, say=print) -> dict:
     np.random.seed(config.seed)
-    return {"binary_addition": binary_addition(config, say), "char_lm": char_language_model(config, say)}
+    return {"binary_addition": binary_addition(config, say), "pos": pos_tagger(config, say),
+            "char_lm": char_language_model(config, say)}
 
 
 

@@ -216,7 +216,8 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=[f.value for f in Format], default=None,
-                   help="tsv (label<TAB>text) or ts (sktime .ts); default: from the extension, else the model's")
+                   help="tsv (label<TAB>text) or ts (sktime .ts); default: from the extension "
+                        "(eval and predict fall back on the model's)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -40,9 +40,10 @@ from rnnkit.tasks.lm import (
     start_symbol,
 )
 from rnnkit.tasks.nplm import NPLM, NPLMConfig
-from rnnkit.vocab import EOS, Vocab
+from rnnkit.vocab import EOS, UNK, Vocab
 
 DEFAULT_BPTT = 20  # stream chunk length when --bptt is not given (Zaremba's small model)
+REPLACEMENT = "\ufffd"  # how a character model's <unk> is printed
 
 
 class Architecture(enum.Enum):
@@ -179,14 +180,15 @@ def prime_tokens(text: str, level: Level, regime: Regime) -> list[str]:
 
 
 def render(tokens: list[str], level: Level) -> str:
-    """Tokens as text: ``</s>`` is a line end; words are joined by spaces."""
+    """Tokens as text: ``</s>`` is a line end; words are joined by spaces; a character
+    model's ``<unk>`` is one replacement character U+FFFD."""
     lines, line = [], []
     for t in tokens:
         if t == EOS:
             lines.append(line)
             line = []
         else:
-            line.append(t)
+            line.append(REPLACEMENT if t == UNK and level is Level.CHAR else t)
     lines.append(line)
     joiner = " " if level is Level.WORD else ""
     return "\n".join(joiner.join(words) for words in lines)
@@ -222,13 +224,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="stream: one stream, truncated BPTT, state carried; sentences: one line a sequence")
     train.add_argument("--model", choices=[a.value for a in Architecture], default="rnn",
                        help="rnn: a recurrent stack; nplm: Bengio et al. 2003's fixed-window model")
-    train.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm")
+    train.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm", help="rnn: the recurrence")
     train.add_argument("--embed", type=int, default=200, help="embedding width E")
     train.add_argument("--hidden", type=int, default=200, help="hidden width H of each layer")
-    train.add_argument("--layers", type=int, default=2)
+    train.add_argument("--layers", type=int, default=2, help="rnn: stacked layers")
     train.add_argument("--dropout", type=float, default=0.0)
-    train.add_argument("--tie-weights", action="store_true", help="share input and output embeddings (E == H)")
-    train.add_argument("--init-range", type=float, default=None, help="every parameter from U(-r, r)")
+    train.add_argument("--tie-weights", action="store_true", help="rnn: share input and output embeddings (E == H)")
+    train.add_argument("--init-range", type=float, default=None, help="rnn: every parameter from U(-r, r)")
     train.add_argument("--order", type=int, default=5, help="nplm: n, predicting from the n - 1 previous symbols")
     train.add_argument("--direct", action="store_true", help="nplm: direct connections embeddings -> output")
     train.add_argument("--batch-size", type=int, default=20, help="stream rows, or sentences per batch")

@@ -304,16 +304,11 @@ class Cases:
     lines: list[int] | None  # each text case's 1-based line
     declared: list[str] | None = None  # the labels a .ts header declares, in its order
 
-    def __len__(self) -> int:
-        return len(self.texts if self.texts is not None else self.series)
-
 
 def read_cases(path: str | Path, fmt: Format) -> Cases:
     """Labelled cases of a ``label<TAB>text`` file or a ``.ts`` file; DataError naming the file (and line)."""
     if fmt is Format.TSV:
-        rows = read_labelled(path)
-        if not rows:
-            raise DataError(path, None, "no label<TAB>text lines")
+        rows = read_labelled(path)  # DataError for an empty file, a bad line
         return Cases(str(path), [r.text for r in rows], None, [r.label for r in rows], [r.line for r in rows])
     data = read_ts(path)
     if data.labels is None:
