@@ -15,9 +15,9 @@ from rnnkit.data.corpora import fetch
 from rnnkit.data.pysource import load_python_sources
 from rnnkit.data.tagged import read_slash
 from rnnkit.hmm import HMMTagger
+from rnnkit.layers import RNN
 from rnnkit.loader import SequenceLoader
 from rnnkit.metrics import tagging_metrics
-from rnnkit.layers import RNN
 from rnnkit.ngram import NGram
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
 from rnnkit.tasks.lm import LanguageModel, LMConfig, StreamTraining, bits_per_symbol, sample, train_on_stream

@@ -16,27 +16,19 @@ from rnnkit.batch import Batch, BatchingConfig
 from rnnkit.data.ts import read_ts
 from rnnkit.layers import GRU, LSTM
 from rnnkit.loader import SequenceLoader
+from rnnkit.pooling import AttentionPool, last_pool, max_pool, mean_pool
 from rnnkit.tasks.classify import (
-    AttentionPool,
-    BagOfWords,
-    Cases,
-    CellKind,
     Classifier,
     ClassifierConfig,
-    LogRegConfig,
     Pool,
-    SeriesStats,
-    TextConfig,
     classification_metrics,
     collate,
-    feature_stats,
-    last_pool,
     make_objective,
-    max_pool,
-    mean_pool,
     predict_log_probs,
-    series_statistics,
 )
+from rnnkit.tasks.classify_data import Cases, TextConfig, feature_stats
+from rnnkit.tasks.linear_baselines import BagOfWords, LogRegConfig, SeriesStats, series_statistics
+from rnnkit.tasks.toys import CellKind
 from rnnkit.train import FitConfig, fit
 
 SAMPLE = Path(__file__).parent / "data" / "japanese-vowels-sample.ts"

@@ -23,31 +23,31 @@ from rnnkit.data.errors import DataError
 from rnnkit.loader import SequenceLoader
 from rnnkit.runner import TrainingJob, run_training
 from rnnkit.tasks.classify import (
-    BagOfWords,
-    Cases,
-    CellKind,
     Classifier,
     ClassifierConfig,
     Format,
-    LogRegConfig,
     ModelKind,
     Pool,
-    SeriesStats,
-    TextConfig,
-    check_cases,
     classification_metrics,
     collate,
+    make_objective,
+    predict_log_probs,
+)
+from rnnkit.tasks.classify_data import (
+    Cases,
+    TextConfig,
+    check_cases,
     feature_stats,
     label_ids,
     label_vocab,
-    make_objective,
     model_inputs,
-    predict_log_probs,
     read_cases,
     read_unlabelled,
     read_unlabelled_texts,
     word_vocab,
 )
+from rnnkit.tasks.linear_baselines import BagOfWords, LogRegConfig, SeriesStats
+from rnnkit.tasks.toys import CellKind
 from rnnkit.vocab import Vocab
 
 EXTENSIONS = {".tsv": Format.TSV, ".ts": Format.TS}
