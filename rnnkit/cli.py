@@ -7,12 +7,12 @@ import sys
 
 import torch
 
-from rnnkit.commands import classify, common, data, tag, toy
+from rnnkit.commands import classify, common, data, lm, tag, toy
 from rnnkit.data.errors import DataError
 from rnnkit.train import TrainingDiverged
 
 DEFAULT_SENTENCE = "The old man the boats , said the surprised editor ."
-COMMANDS = [classify.register, data.register, tag.register, toy.register]  # each adds its subcommand(s)
+COMMANDS = [classify.register, data.register, lm.register, tag.register, toy.register]  # each adds its subcommand(s)
 
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:
