@@ -119,7 +119,7 @@ def char_language_model(config: DemoConfig, say) -> dict:
     bpc = bits_per_symbol(model, test)
     say(f"  LSTM 1x256, truncated BPTT {training.bptt}, batch {training.batch_size}, Adam: "
         f"{seen:,} characters in {elapsed:.0f} s ({seen / elapsed:,.0f} chars/s, "
-        f"{torch.get_num_threads()} threads)")
+        f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")
     say(f"  held-out bits per character: LSTM {bpc:.3f} | Witten-Bell 3-gram {baselines[3]:.3f} | "
         f"5-gram {baselines[5]:.3f}")
     g = torch.Generator().manual_seed(config.seed)
