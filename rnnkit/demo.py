@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from rnnkit.batch import BatchingConfig
-from rnnkit.commands.tag import NeuralTagger
 from rnnkit.data.corpora import fetch
 from rnnkit.data.pysource import load_python_sources
 from rnnkit.data.tagged import read_slash
@@ -21,7 +20,7 @@ from rnnkit.metrics import tagging_metrics
 from rnnkit.ngram import NGram
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
 from rnnkit.tasks.lm import LanguageModel, LMConfig, StreamTraining, bits_per_symbol, sample, train_on_stream
-from rnnkit.tasks.tagger import Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
+from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
 from rnnkit.tasks.tagger import objective as tagger_objective
 from rnnkit.tdnn import TDNN
 from rnnkit.train import FitConfig, fit

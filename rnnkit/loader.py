@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnkit.batch import Batch, BatchingConfig, BucketSampler, pad_sequences
+from rnnkit.batch import Batch, BatchingConfig, BucketSampler
 
 
 class SequenceLoader:
@@ -64,16 +64,3 @@ class StreamLoader:
         x = self.inputs[:, start:start + self.bptt]  # (B, k)
         lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
         return Batch(x, lengths, self.targets[:, start:start + self.bptt], indices=torch.tensor([start]))
-
-
-def collate_tagged(examples: list[tuple[Tensor, Tensor]], indices: list[int]) -> Batch:
-    """(inputs (T_i, *), per-step targets (T_i, *)) pairs -> a Batch; targets padded with -100
-    when they are integer class ids, 0 otherwise."""
-    inputs, lengths = pad_sequences([x for x, _ in examples])
-    first = examples[0][1]
-    fill = -100 if not first.is_floating_point() else 0
-    targets, _ = pad_sequences([y for _, y in examples], value=fill)
-    return Batch(inputs, lengths, targets, indices=torch.tensor(indices))
-
-
-__all__ = ["BatchingConfig", "SequenceLoader", "StreamLoader", "collate_tagged"]

@@ -29,7 +29,7 @@ from rnnkit.hmm import HMMTagger
 from rnnkit.loader import SequenceLoader
 from rnnkit.metrics import is_span_scheme, tagging_metrics
 from rnnkit.runner import TrainingJob, run_training
-from rnnkit.tasks.tagger import Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs, objective
+from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs, objective
 from rnnkit.vocab import Vocab
 
 FORMATS = ("conllu", "conll", "slash", "text")
@@ -56,27 +56,6 @@ def read_tagged(path: Path, fmt: str, column: str | None) -> list[TaggedSentence
 
 def _read_plain(text: str) -> list[TaggedSentence]:
     return [TaggedSentence(line.split(), [], n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-# ---------- the models behind one interface: fit, then tag sentences ----------
-
-class NeuralTagger:
-    def __init__(self, model: Tagger, vocabs: TaggerVocabs, config: TaggerConfig):
-        self.model, self.vocabs, self.config = model, vocabs, config
-        self.encoder = TaggerEncoder(vocabs, config.lowercase)
-
-    def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
-        self.model.eval()
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        out: list[list[str]] = [[] for _ in sentences]
-        for start in range(0, len(order), batch_size):
-            idx = [i for i in order[start:start + batch_size] if sentences[i]]
-            if not idx:
-                continue
-            batch = self.encoder.collate([self.encoder.example(sentences[i], None) for i in idx], idx)
-            for i, tags in zip(idx, self.model.predict(batch)):
-                out[i] = self.vocabs.tags.decode(tags)
-        return out
 
 
 def load_tagger(directory: Path):

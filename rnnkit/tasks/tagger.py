@@ -137,6 +137,27 @@ class TaggerEncoder:
         return Batch(words, lengths, targets, indices=torch.tensor(indices), extra=extra)
 
 
+class NeuralTagger:
+    """A trained Tagger with its vocabularies: tags lists of words, in length-sorted batches."""
+
+    def __init__(self, model: Tagger, vocabs: TaggerVocabs, config: TaggerConfig):
+        self.model, self.vocabs, self.config = model, vocabs, config
+        self.encoder = TaggerEncoder(vocabs, config.lowercase)
+
+    def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
+        self.model.eval()
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        out: list[list[str]] = [[] for _ in sentences]
+        for start in range(0, len(order), batch_size):
+            idx = [i for i in order[start:start + batch_size] if sentences[i]]
+            if not idx:
+                continue
+            batch = self.encoder.collate([self.encoder.example(sentences[i], None) for i in idx], idx)
+            for i, tags in zip(idx, self.model.predict(batch)):
+                out[i] = self.vocabs.tags.decode(tags)
+        return out
+
+
 def objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """The engine's view of a Tagger (called through DistributedDataParallel when there is one)."""
     return StepOutput(model(batch), batch.tokens, None)
