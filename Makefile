@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ demo: setup
 test: setup
 	$(BIN)/ruff check rnnkit tests
 	$(BIN)/python -m pytest -q
+
+# DyNet's Table 2 and the layer kernels, side by side (~8 minutes; see BENCHMARKS.md).
+bench: setup
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python -m bench.table2 --threads 1 --seconds 3
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench

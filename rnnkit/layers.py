@@ -95,9 +95,9 @@ class Recurrent(nn.Module):
             and (lengths is None or bool((lengths > 0).all()))
         for layer in range(self.num_layers):
             if use_native:
-                full = torch.full((x.shape[0],), x.shape[1], dtype=torch.long) if lengths is None else lengths
-                inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp, full,
-                                                     states[layer * D:(layer + 1) * D])
+                full = lengths is None or bool((lengths == x.shape[1]).all())
+                inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp,
+                                                     None if full else lengths, states[layer * D:(layer + 1) * D])
                 finals.extend(layer_finals)
                 if layer < self.num_layers - 1 and self.dropout > 0:
                     inp = nn.functional.dropout(inp, self.dropout, self.training)

@@ -39,30 +39,39 @@ def _weights(cell: Cell) -> list[Tensor]:
     return weights
 
 
-def run_layer(cells: list[Cell], x: Tensor, lengths: Tensor, states: list[State]) -> tuple[Tensor, list[State]]:
-    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,) all >= 1.
+def _call(cell: Cell, args: tuple, hx: list[Tensor], rest: tuple) -> tuple[Tensor, list[Tensor]]:
+    """The fused kernel of ``cell``'s type: (output, [h] or [h, c])."""
+    if isinstance(cell, LSTMCell):
+        out, h, c = torch._VF.lstm(*args, (hx[0], hx[1]), *rest)
+        return out, [h, c]
+    if isinstance(cell, GRUCell):
+        out, h = torch._VF.gru(*args, hx[0], *rest)
+        return out, [h]
+    kernel = torch._VF.rnn_tanh if cell.activation is Activation.TANH else torch._VF.rnn_relu
+    out, h = kernel(*args, hx[0], *rest)
+    return out, [h]
+
+
+def run_layer(cells: list[Cell], x: Tensor, lengths: Tensor | None,
+              states: list[State]) -> tuple[Tensor, list[State]]:
+    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,) all >= 1,
+    or None when every sequence has all T steps (no packing needed then).
 
     Returns y (B, T, D·H_out), zero past each length, and each direction's final state.
     """
     B, T = x.shape[:2]
     bidirectional = len(cells) == 2
     cell = cells[0]
+    flat = [w for c in cells for w in _weights(c)]
+    if lengths is None:  # a full batch: the padded tensor goes in as it is
+        hx = [torch.stack([s[k] for s in states]) for k in range(len(states[0]))]  # each (D, B, n)
+        y, finals = _call(cell, (x,), hx,
+                          (flat, True, 1, 0.0, False, bidirectional, True))
+        return y, [tuple(f[d] for f in finals) for d in range(len(cells))]
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     order = packed.sorted_indices  # packed batch position -> original sequence
-    flat = [w for c in cells for w in _weights(c)]
     hx = [torch.stack([s[k] for s in states])[:, order] for k in range(len(states[0]))]  # each (D, B, n)
-    args = (packed.data, packed.batch_sizes)
-    rest = (flat, True, 1, 0.0, False, bidirectional)
-    if isinstance(cell, LSTMCell):
-        out, h, c = torch._VF.lstm(*args, (hx[0], hx[1]), *rest)
-        finals = [h, c]
-    elif isinstance(cell, GRUCell):
-        out, h = torch._VF.gru(*args, hx[0], *rest)
-        finals = [h]
-    else:
-        kernel = torch._VF.rnn_tanh if cell.activation is Activation.TANH else torch._VF.rnn_relu
-        out, h = kernel(*args, hx[0], *rest)
-        finals = [h]
+    out, finals = _call(cell, (packed.data, packed.batch_sizes), hx, (flat, True, 1, 0.0, False, bidirectional))
     restored = packed._replace(data=out)
     y, _ = pad_packed_sequence(restored, batch_first=True, total_length=T)  # (B, T, D·H_out)
     unsort = packed.unsorted_indices
