@@ -22,6 +22,8 @@ sequence from its own last step, never over padding.
 
 from __future__ import annotations
 
+import enum
+
 import torch
 from torch import Tensor, nn
 
@@ -246,3 +248,14 @@ class GRU(Recurrent):
                         bias=self.cells[0].bias_ih is not None, batch_first=True, dropout=self.dropout,
                         bidirectional=self.bidirectional)
         return copy_to_torch(self, like(module, self))
+
+
+class CellKind(enum.Enum):
+    """The recurrence of a layer, as the command line names it."""
+
+    ELMAN = "elman"
+    LSTM = "lstm"
+    GRU = "gru"
+
+
+LAYERS = {CellKind.ELMAN: RNN, CellKind.LSTM: LSTM, CellKind.GRU: GRU}  # the one name -> layer class table

@@ -20,6 +20,7 @@ from rnnkit.callbacks import best_epoch
 from rnnkit.checkpoint import load_weights, read_config, save_model_dir
 from rnnkit.commands.common import common_parent, eval_parent, maybe_launch, print_metrics, run_config, setup
 from rnnkit.data.errors import DataError
+from rnnkit.layers import CellKind
 from rnnkit.loader import SequenceLoader
 from rnnkit.runner import TrainingJob, run_training
 from rnnkit.tasks.classify import (
@@ -47,7 +48,6 @@ from rnnkit.tasks.classify_data import (
     word_vocab,
 )
 from rnnkit.tasks.linear_baselines import BagOfWords, LogRegConfig, SeriesStats
-from rnnkit.tasks.toys import CellKind
 from rnnkit.vocab import Vocab
 
 EXTENSIONS = {".tsv": Format.TSV, ".ts": Format.TS}

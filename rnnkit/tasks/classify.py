@@ -34,9 +34,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit.batch import Batch, pad_sequences
+from rnnkit.layers import LAYERS, CellKind
 from rnnkit.losses import sequence_label_cross_entropy
 from rnnkit.pooling import AttentionPool, last_pool, max_pool, mean_pool
-from rnnkit.tasks.toys import LAYERS, CellKind
 from rnnkit.train import StepOutput
 
 

@@ -29,19 +29,10 @@ from torch.nn import functional as F
 
 from rnnkit.batch import Batch, pad_sequences
 from rnnkit.data.text import Level
-from rnnkit.layers import GRU, LSTM, RNN, LayerState, Recurrent
+from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.losses import Reduction, masked_cross_entropy
 from rnnkit.train import StepOutput
 from rnnkit.vocab import BOS, EOS, UNK, Vocab
-
-
-class CellKind(enum.Enum):
-    LSTM = "lstm"
-    GRU = "gru"
-    ELMAN = "elman"
-
-
-LAYERS = {CellKind.LSTM: LSTM, CellKind.GRU: GRU, CellKind.ELMAN: RNN}
 
 
 class Regime(enum.Enum):

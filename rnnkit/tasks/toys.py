@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.batch import Batch, pad_sequences
-from rnnkit.layers import GRU, LSTM, RNN, LayerState, Recurrent
+from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.losses import Reduction, masked_cross_entropy, masked_mse
 from rnnkit.train import StepOutput
 
@@ -28,12 +28,6 @@ class Problem(enum.Enum):
     ADDITION = "addition"
     PARITY = "parity"
     MEMORY = "memory"
-
-
-class CellKind(enum.Enum):
-    ELMAN = "elman"
-    LSTM = "lstm"
-    GRU = "gru"
 
 
 INPUTS = {Problem.ADDITION: 2, Problem.PARITY: 1, Problem.MEMORY: 3}
@@ -103,9 +97,6 @@ class SequenceModel(nn.Module):
                 state: LayerState | None = None) -> tuple[Tensor, LayerState]:
         h, state = self.rnn(x, lengths, state)  # (B, T, H)
         return self.out(h), state  # (B, T, K)
-
-
-LAYERS = {CellKind.ELMAN: RNN, CellKind.LSTM: LSTM, CellKind.GRU: GRU}
 
 
 def build_model(config: ToyConfig) -> SequenceModel:
