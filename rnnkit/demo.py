@@ -15,11 +15,11 @@ from rnnkit.data.pysource import load_python_sources
 from rnnkit.data.tagged import read_slash
 from rnnkit.hmm import HMMTagger
 from rnnkit.layers import RNN
-from rnnkit.loader import SequenceLoader
+from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.metrics import tagging_metrics
 from rnnkit.ngram import NGram
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
-from rnnkit.tasks.lm import LanguageModel, LMConfig, StreamTraining, bits_per_symbol, sample, train_on_stream
+from rnnkit.tasks.lm import LanguageModel, LMConfig, bits_per_symbol, sample, stream_objective
 from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
 from rnnkit.tasks.tagger import objective as tagger_objective
 from rnnkit.tdnn import TDNN
@@ -111,12 +111,15 @@ def char_language_model(config: DemoConfig, say) -> dict:
         baselines[order] = ngram.bits_per_symbol(test.numpy())
     torch.manual_seed(config.seed)
     model = LanguageModel(LMConfig(vocab_size=len(vocab), embed_size=64, hidden_size=256))
-    training = StreamTraining(seconds=config.lm_seconds)
+    batch_size, bptt = 64, 64
+    loader = StreamLoader(train, batch_size, bptt)  # truncated BPTT, state carried from chunk to chunk
     start = time.perf_counter()
-    seen = train_on_stream(model, train, training, lambda: time.perf_counter() - start)
+    fit_state = fit(model, stream_objective, loader, torch.optim.Adam(model.parameters(), lr=3e-3),
+                    FitConfig(epochs=1, max_minutes=config.lm_seconds / 60, carry_state=True, clip_norm=5.0))
     elapsed = time.perf_counter() - start
+    seen = fit_state.step * batch_size * bptt
     bpc = bits_per_symbol(model, test)
-    say(f"  LSTM 1x256, truncated BPTT {training.bptt}, batch {training.batch_size}, Adam: "
+    say(f"  LSTM 1x256, truncated BPTT {bptt}, batch {batch_size}, Adam: "
         f"{seen:,} characters in {elapsed:.0f} s ({seen / elapsed:,.0f} chars/s, "
         f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")
     say(f"  held-out bits per character: LSTM {bpc:.3f} | Witten-Bell 3-gram {baselines[3]:.3f} | "

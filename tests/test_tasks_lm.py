@@ -22,7 +22,6 @@ from rnnkit.tasks.lm import (
     LanguageModel,
     LMConfig,
     Regime,
-    StreamTraining,
     bits_per_symbol,
     build_vocab,
     collate_sentences,
@@ -37,7 +36,6 @@ from rnnkit.tasks.lm import (
     stream_batches,
     stream_loss,
     stream_objective,
-    train_on_stream,
 )
 from rnnkit.train import Callback, FitConfig, fit
 from rnnkit.vocab import BOS, EOS, UNK, Vocab
@@ -105,9 +103,9 @@ def test_training_on_python_source_beats_uniform():
     torch.manual_seed(0)
     lm = LanguageModel(LMConfig(vocab_size=len(vocab), embed_size=16, hidden_size=64))
     before = bits_per_symbol(lm, test)
-    steps = iter(range(10**9))
-    train_on_stream(lm, train, StreamTraining(batch_size=16, bptt=32, lr=1e-2, seconds=150),
-                    clock=lambda: next(steps))  # 150 updates, whatever the machine's speed
+    loader = StreamLoader(train, batch_size=16, bptt=32)  # the engine: truncated BPTT with carried state
+    fit(lm, stream_objective, loader, torch.optim.Adam(lm.parameters(), lr=1e-2),
+        FitConfig(epochs=4, carry_state=True, clip_norm=5.0))
     after = bits_per_symbol(lm, test)
     assert before > math.log2(len(vocab)) - 0.2
     assert after < 3.6 < before

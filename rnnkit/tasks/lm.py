@@ -325,38 +325,3 @@ def sample(model: nn.Module, prime: list[int], length: int, *, temperature: floa
 
 
 # ---------------------------------------------------------------- the demo's training loop
-
-@dataclass(frozen=True)
-class StreamTraining:
-    batch_size: int = 64  # B parallel streams
-    bptt: int = 64  # k, steps per truncated-BPTT chunk
-    lr: float = 3e-3  # Adam learning rate
-    clip: float = 5.0  # gradient norm clipping
-    seconds: float = 90.0  # training time budget
-
-
-def train_on_stream(model: LanguageModel, ids: Tensor, config: StreamTraining, clock) -> int:
-    """Truncated BPTT over one long stream: B contiguous rows, chunks of k steps,
-    each chunk's final state carried (detached) into the next. Stops when
-    ``clock()`` (seconds since start) passes the budget; returns symbols trained."""
-    streams = stream_batches(ids, config.batch_size)  # (B, N)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    state, start, seen = None, 0, 0
-    model.train()
-    while clock() < config.seconds:
-        if start + config.bptt + 1 > streams.shape[1]:  # wrap around: a fresh pass
-            start, state = 0, None
-        x = streams[:, start:start + config.bptt]  # (B, k)
-        y = streams[:, start + 1:start + 1 + config.bptt]  # (B, k)
-        if state is not None:
-            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-        logits, state = model(x, state=state)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        opt.step()
-        start += config.bptt
-        seen += y.numel()
-    return seen
-
