@@ -239,32 +239,11 @@ def evaluate(model: nn.Module, data: Tensor | list[Tensor], level: Level, regime
 
 # ---------------------------------------------------------------- the demo's helpers
 
-def stream_batches(ids: Tensor, batch_size: int) -> Tensor:
-    """Cut one long stream of ids into ``batch_size`` contiguous streams: (B, N // B).
-
-    Row b continues where it left off from one chunk to the next, so the state
-    of each row can be carried across chunks (truncated BPTT).
-    """
-    n = ids.numel() // batch_size
-    return ids[:n * batch_size].view(batch_size, n)
-
-
 @torch.no_grad()
-def bits_per_symbol(model: LanguageModel, ids: Tensor, batch_size: int = 16, bptt: int = 256) -> float:
-    """Average negative log2-probability of each symbol after the first, with the
-    state carried through each of ``batch_size`` contiguous streams."""
-    model.eval()
-    streams = stream_batches(ids, batch_size)  # (B, N)
-    total, count, state = 0.0, 0, None
-    for start in range(0, streams.shape[1] - 1, bptt):
-        x = streams[:, start:start + bptt]
-        y = streams[:, start + 1:start + 1 + bptt]
-        x = x[:, :y.shape[1]]
-        logits, state = model(x, state=state)
-        total += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                             reduction="sum").item()
-        count += y.numel()
-    return total / count / math.log(2)
+def bits_per_symbol(model: nn.Module, ids: Tensor, batch_size: int = 16, bptt: int = 256) -> float:
+    """Average negative log2-probability of each symbol after the first: :func:`stream_loss` in bits."""
+    nats, count = stream_loss(model, ids, batch_size, bptt)
+    return nats / count / math.log(2)
 
 
 # ---------------------------------------------------------------- sampling
