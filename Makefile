@@ -9,11 +9,13 @@ STAMP  := $(VENV)/.installed-stamp
 
 setup: $(STAMP)
 
-# torch is pinned to the CPU build first, so that no dependency pulls a CUDA one.
+# torch is pinned to the CPU build first, so that no dependency pulls a CUDA one. Then the
+# fused C++ recurrences are compiled (~45 s, once; rnnkit works without them, slower).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m rnnkit.kernels.build
 	touch $@
 
 demo: setup

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
 from rnnkit.checks import check_input, check_lengths, check_state
 from rnnkit.interop import copy_from_torch, copy_to_torch, like
-from rnnkit.kernels import native
+from rnnkit.kernels import Kernel, fused, native
 from rnnkit.scan import scan, zero_padding
 
 LayerState = Tensor | tuple[Tensor, ...]
@@ -56,7 +56,7 @@ class Recurrent(nn.Module):
         self.bidirectional, self.dropout = bidirectional, dropout
         self.num_directions = 2 if bidirectional else 1
         self.cells = nn.ModuleList(cells)
-        self.fused = True  # use a fused kernel where one computes this cell; False: the reference loop
+        self.kernel = Kernel.AUTO  # which implementation runs (all give the reference loop's results)
         self.output_size = self.num_directions * cells[0].output_size  # D·H_out
         n = len(cells)
         self.initial_state = nn.ParameterList(
@@ -92,11 +92,15 @@ class Recurrent(nn.Module):
         x = check_input(x, self.input_size)
         lengths = check_lengths(lengths, x)
         states = self._cell_states(state, x)
-        D, finals, inp = self.num_directions, [], zero_padding(x, lengths)
-        use_native = self.fused and native.supports(self.cells[0]) and x.shape[0] > 0 and x.shape[1] > 0 \
-            and (lengths is None or bool((lengths > 0).all()))
+        inp = zero_padding(x, lengths)
+        kernel = self._kernel(x, lengths)
+        if kernel is Kernel.EXTENSION:
+            y, finals = fused.run_stack(list(self.cells), self.num_layers, inp, lengths, states,
+                                        self.dropout, self.training)
+            return y, self._layer_state(finals)
+        D, finals = self.num_directions, []
         for layer in range(self.num_layers):
-            if use_native:
+            if kernel is Kernel.TORCH:
                 full = lengths is None or bool((lengths == x.shape[1]).all())
                 inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp,
                                                      None if full else lengths, states[layer * D:(layer + 1) * D])
@@ -117,6 +121,23 @@ class Recurrent(nn.Module):
             if layer < self.num_layers - 1 and self.dropout > 0:
                 inp = nn.functional.dropout(inp, self.dropout, self.training)
         return inp, self._layer_state(finals)
+
+    def _kernel(self, x: Tensor, lengths: Tensor | None) -> Kernel:
+        """The implementation that runs this call: ``self.kernel``, or AUTO's choice."""
+        cell = self.cells[0]
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            return Kernel.REFERENCE  # nothing to compute
+        extension = fused.supports(cell, x)
+        torch_kernel = native.supports(cell)
+        if self.kernel is Kernel.AUTO:
+            return Kernel.EXTENSION if extension else Kernel.TORCH if torch_kernel else Kernel.REFERENCE
+        if self.kernel is Kernel.EXTENSION and not extension:
+            raise ValueError("kernel=EXTENSION needs the compiled extension and a CPU float32/float64 input "
+                             f"(available: {fused.available()}, input: {x.device.type} {x.dtype})")
+        if self.kernel is Kernel.TORCH and not torch_kernel:
+            raise ValueError(f"kernel=TORCH cannot compute this {type(cell).__name__} (peepholes, sigmoid "
+                             "or no bias); use Kernel.AUTO")
+        return self.kernel
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "

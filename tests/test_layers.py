@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from rnnkit import GRU, LSTM, RNN, Activation
+from rnnkit.kernels import Kernel, native
 
 from reference import as_tuple, gradcheck_module, loop_over_cells, run_torch
 
@@ -21,6 +22,14 @@ TORCH_MODULES = {
     "rnn_relu": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True, nonlinearity="relu"),
 }
 CONVERT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
+KERNELS = [Kernel.EXTENSION, Kernel.TORCH, Kernel.REFERENCE]  # every implementation, each tested alone
+
+
+def use(layer, kernel):
+    """Make ``layer`` run ``kernel`` (torch's kernels compute only the standard cells)."""
+    if kernel is Kernel.TORCH and not native.supports(layer.cells[0]):
+        pytest.skip("torch's kernels do not compute this cell")
+    layer.kernel = kernel
 
 
 def _bias_grad(module, name):
@@ -29,11 +38,11 @@ def _bias_grad(module, name):
 
 
 @pytest.mark.parametrize("kind", TORCH_MODULES)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_equals_torch_with_copied_weights(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_equals_torch_with_copied_weights(kind, kernel):
     ref = TORCH_MODULES[kind]()
     layer = CONVERT[type(ref)].from_torch(ref)
-    layer.fused = fused
+    use(layer, kernel)
     x = torch.randn(len(LENGTHS), T, I)
     y_ref, s_ref = run_torch(ref, x, LENGTHS)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -72,10 +81,10 @@ def _randomise_initial_state(layer):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_layer_equals_plain_loop_over_its_cell(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_layer_equals_plain_loop_over_its_cell(kind, kernel):
     layer = LAYERS[kind](I, H)
-    layer.fused = fused
+    use(layer, kernel)
     _randomise_initial_state(layer)
     x = torch.randn(len(LENGTHS), T, I)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -86,10 +95,10 @@ def test_layer_equals_plain_loop_over_its_cell(kind, fused):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_given_state_equals_plain_loop(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_given_state_equals_plain_loop(kind, kernel):
     layer = LAYERS[kind](I, H)
-    layer.fused = fused
+    use(layer, kernel)
     x = torch.randn(len(LENGTHS), T, I)
     state = tuple(torch.randn(shape) for shape in layer.state_shapes(len(LENGTHS)))
     state = state[0] if len(state) == 1 else state
@@ -101,11 +110,11 @@ def test_given_state_equals_plain_loop(kind, fused):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_batch_invariance(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_batch_invariance(kind, kernel):
     """Each sequence alone gives what it gives inside a batch of longer and shorter ones."""
     layer = LAYERS[kind](I, H)
-    layer.fused = fused
+    use(layer, kernel)
     _randomise_initial_state(layer)
     x = torch.randn(len(LENGTHS), T, I)
     y, s = layer(x, torch.tensor(LENGTHS))
@@ -118,11 +127,11 @@ def test_batch_invariance(kind, fused):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_padding_never_leaks(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_padding_never_leaks(kind, kernel):
     """Whatever the padding holds (even NaN), outputs, states and gradients do not change."""
     layer = LAYERS[kind](I, H)
-    layer.fused = fused
+    use(layer, kernel)
     lengths = torch.tensor(LENGTHS)
     x = torch.randn(len(LENGTHS), T, I)
     pad = torch.arange(T) >= lengths.unsqueeze(1)  # (B, T)
@@ -150,12 +159,12 @@ UNIDIRECTIONAL = {
 
 
 @pytest.mark.parametrize("kind", UNIDIRECTIONAL)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_chunked_equals_whole(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_chunked_equals_whole(kind, kernel):
     """Running in chunks with the state carried gives the whole run, even when some
     sequences end inside an earlier chunk (they have length 0 in later chunks)."""
     layer = UNIDIRECTIONAL[kind]()
-    layer.fused = fused
+    use(layer, kernel)
     _randomise_initial_state(layer)
     lengths = torch.tensor(LENGTHS)
     x = torch.randn(len(LENGTHS), T, I)
@@ -172,11 +181,11 @@ def test_chunked_equals_whole(kind, fused):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "loop"])
-def test_layer_gradcheck_float64(kind, fused):
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_layer_gradcheck_float64(kind, kernel):
     torch.manual_seed(1)
     layer = LAYERS[kind](2, 3).double()  # small: gradcheck perturbs every weight
-    layer.fused = fused
+    use(layer, kernel)
     _randomise_initial_state(layer)
     lengths = torch.tensor([3, 1, 2])
     x = torch.randn(3, 3, 2, dtype=torch.float64, requires_grad=True)
@@ -198,8 +207,10 @@ def test_learned_initial_state_is_trained():
     assert layer.initial_state[0].grad.abs().sum() > 0
 
 
-def test_zero_length_sequence_keeps_its_state_and_gives_zeros():
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda k: k.value)
+def test_zero_length_sequence_keeps_its_state_and_gives_zeros(kernel):
     layer = LSTM(I, H)
+    use(layer, kernel)
     x = torch.randn(2, 4, I)
     h0, c0 = torch.randn(1, 2, H), torch.randn(1, 2, H)
     y, (h, c) = layer(x, torch.tensor([4, 0]), (h0, c0))
@@ -250,3 +261,71 @@ def test_to_torch_refuses_what_torch_cannot_represent():
         RNN(I, H, activation=Activation.SIGMOID).to_torch()
     with pytest.raises(ValueError, match="learn_initial_state"):
         GRU(I, H, learn_initial_state=True).to_torch()
+
+
+WIDE = {  # hidden sizes past one vector register, with a partial last vector (40 = 16 + 16 + 8)
+    "rnn_relu": lambda: RNN(6, 40, 2, bidirectional=True, activation=Activation.RELU),
+    "rnn_sigmoid_no_bias": lambda: RNN(6, 40, activation=Activation.SIGMOID, bias=False),
+    "lstm": lambda: LSTM(6, 40, 2, bidirectional=True),
+    "lstmp_peephole": lambda: LSTM(6, 40, 2, bidirectional=True, peephole=True, proj_size=24),
+    "gru": lambda: GRU(6, 40, 2, bidirectional=True),
+    "gru_no_bias": lambda: GRU(6, 40, bias=False),
+}
+
+
+@pytest.mark.parametrize("kind", WIDE)
+def test_extension_equals_reference_on_wide_layers(kind):
+    """The vectorised C++ path (full vectors and a partial one) against the loop over the
+    cell in float64: outputs, final states, and the gradient of the input, the initial
+    state and every weight."""
+    torch.manual_seed(3)
+    results = []
+    for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
+        torch.manual_seed(3)
+        layer = WIDE[kind]().double()
+        layer.kernel = kernel
+        x = torch.randn(len(LENGTHS), T, 6, dtype=torch.float64, requires_grad=True)
+        state = tuple(torch.randn(shape, dtype=torch.float64, requires_grad=True)
+                      for shape in layer.state_shapes(len(LENGTHS)))
+        y, s = layer(x, torch.tensor(LENGTHS), state[0] if len(state) == 1 else state)
+        weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
+                   for k, t in enumerate((y, *as_tuple(s)))]
+        sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
+        results.append([y, *as_tuple(s), x.grad, *(t.grad for t in state), *(p.grad for p in layer.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_runs_the_extension_on_the_cpu():
+    layer = LSTM(I, H, peephole=True)
+    x = torch.randn(2, 3, I)
+    assert layer._kernel(x, None) is Kernel.EXTENSION
+    assert layer._kernel(x.double(), torch.tensor([3, 0])) is Kernel.EXTENSION
+    assert layer._kernel(x.bfloat16(), None) is Kernel.REFERENCE  # peepholes: only the loop, in bfloat16
+    assert LSTM(I, H)._kernel(x.bfloat16(), None) is Kernel.TORCH
+
+
+def test_without_the_extension_layers_fall_back_and_say_so_once(monkeypatch):
+    from torch.utils import cpp_extension
+
+    from rnnkit.kernels import fused
+
+    def fail(**kwargs):
+        raise RuntimeError("Error building extension 'rnnkit_recurrent'")
+
+    fused.extension.cache_clear()
+    monkeypatch.setattr(cpp_extension, "load", fail)
+    try:
+        layer = LSTM(I, H, peephole=True)
+        x = torch.randn(2, 4, I)
+        with pytest.warns(RuntimeWarning, match="could not be built") as record:
+            y, _ = layer(x, torch.tensor([4, 2]))
+            layer(x)
+        assert len(record) == 1
+        layer.kernel = Kernel.REFERENCE
+        torch.testing.assert_close(y, layer(x, torch.tensor([4, 2]))[0])
+        layer.kernel = Kernel.EXTENSION
+        with pytest.raises(ValueError, match="kernel=EXTENSION"):
+            layer(x)
+    finally:
+        fused.extension.cache_clear()

@@ -54,12 +54,21 @@ def _call(cell: Cell, args: tuple, hx: list[Tensor], rest: tuple) -> tuple[Tenso
 
 def run_layer(cells: list[Cell], x: Tensor, lengths: Tensor | None,
               states: list[State]) -> tuple[Tensor, list[State]]:
-    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,) all >= 1,
-    or None when every sequence has all T steps (no packing needed then).
+    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,), or None
+    when every sequence has all T steps (no packing needed then).
 
     Returns y (B, T, D·H_out), zero past each length, and each direction's final state.
     """
     B, T = x.shape[:2]
+    if lengths is not None and not bool((lengths > 0).all()):  # torch's kernels need >= 1 step
+        running = torch.nonzero(lengths > 0).squeeze(1)
+        y = x.new_zeros(B, T, len(cells) * cells[0].output_size)
+        if running.numel() == 0:
+            return y, states
+        running_states = [tuple(t[running] for t in s) for s in states]
+        y_run, finals_run = run_layer(cells, x[running], lengths[running], running_states)
+        finals = [tuple(t.index_copy(0, running, f) for t, f in zip(s, fr)) for s, fr in zip(states, finals_run)]
+        return y.index_copy(0, running, y_run), finals
     bidirectional = len(cells) == 2
     cell = cells[0]
     flat = [w for c in cells for w in _weights(c)]

@@ -1,0 +1,398 @@
+// Fused CPU recurrences for rnnkit: Elman, LSTM (peepholes, projection) and GRU.
+//
+// One direction of one layer, time-major. The input half of every step is
+// already done (xp = x W_ih^T + b for all T steps, one GEMM in Python, where
+// autograd differentiates it). Per step: one recurrent GEMM into a
+// preallocated buffer, then the gate arithmetic in one fused loop. The
+// backward pass through time is written out (seed 003's rules for the LSTM):
+// per step one fused loop and one GEMM for the gradient of the previous
+// state; the weight gradients are single large GEMMs over all steps at the end.
+//
+// Variable lengths: the batch is sorted by length, longest first, so the
+// sequences still running at time t are the rows [0, n_t). Rows past their
+// length are never touched: their state stays as it was (the final state of a
+// sequence is the state after its own last step) and their outputs and
+// gradients stay zero. The backward direction runs t = T-1 .. 0 under the same
+// rule, so each sequence starts at its own last position.
+//
+// Shapes: T steps, B batch, H hidden, R = H or the projection size P.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <cmath>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// The elementwise loops run on ATen's vector type (AVX-512/AVX2 with Sleef's
+// exp and tanh where torch was built for them); the last partial vector of a
+// row is loaded and stored with a count.
+template <typename T> using Vec = at::vec::Vectorized<T>;
+template <typename T> inline Vec<T> vsigm(const Vec<T>& x) { return Vec<T>(T(1)) / (Vec<T>(T(1)) + x.neg().exp()); }
+
+// Calls f(j, count) for each vector of a row of width H.
+template <typename T, typename F> inline void for_vectors(int64_t H, const F& f) {
+  constexpr int64_t K = Vec<T>::size();
+  for (int64_t j = 0; j < H; j += K) f(j, static_cast<int>(std::min<int64_t>(K, H - j)));
+}
+
+// Rows still running at each time step: n[t] = #{b : lengths[b] > t}.
+std::vector<int64_t> active_rows(const Tensor& lengths, int64_t T, int64_t B) {
+  std::vector<int64_t> n(T, B);
+  if (lengths.numel() == 0) return n;
+  TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == B && lengths.scalar_type() == at::kLong &&
+              lengths.device().is_cpu(), "lengths must be a CPU int64 tensor of shape (B,)");
+  auto len = lengths.accessor<int64_t, 1>();
+  for (int64_t b = 1; b < B; ++b) TORCH_CHECK(len[b] <= len[b - 1], "lengths must be sorted, longest first");
+  int64_t rows = B;
+  for (int64_t t = 0; t < T; ++t) {
+    while (rows > 0 && len[rows - 1] <= t) --rows;
+    n[t] = rows;
+  }
+  return n;
+}
+
+// A buffer every row of which the loop writes when no lengths are given; zeros
+// otherwise (rows past a length stay zero: outputs, and finite terms of the GEMMs).
+inline Tensor buffer(at::IntArrayRef sizes, const at::TensorOptions& opts, const Tensor& lengths) {
+  return lengths.numel() == 0 ? at::empty(sizes, opts) : at::zeros(sizes, opts);
+}
+
+inline int64_t step_time(int64_t k, int64_t T, bool reverse) { return reverse ? T - 1 - k : k; }
+
+// Parallel over rows, with enough work per task to pay for a thread.
+template <typename F> void for_rows(int64_t n, int64_t width, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) f(b);
+  });
+}
+
+// ---------------------------------------------------------------- LSTM ----
+
+// gates (n, 4H): pre-activations in, activations i, f, g, o out. c (n, H):
+// c(t-1) in, c(t) out. peep: (3, H) or null. m (n, H): o * tanh(c(t)).
+template <typename T>
+void lstm_step(T* gates, T* c, T* c_out, T* m, const T* peep, int64_t n, int64_t H) {
+  using V = Vec<T>;
+  for_rows(n, 4 * H, [&](int64_t b) {
+    T* g = gates + b * 4 * H;
+    T* cb = c + b * H;
+    T* co = c_out + b * H;
+    T* mb = m + b * H;
+    for_vectors<T>(H, [&](int64_t j, int k) {
+      const V cp = V::loadu(cb + j, k);
+      V zi = V::loadu(g + j, k), zf = V::loadu(g + H + j, k), zo = V::loadu(g + 3 * H + j, k);
+      if (peep) { zi = zi + V::loadu(peep + j, k) * cp; zf = zf + V::loadu(peep + H + j, k) * cp; }
+      const V i = vsigm(zi), f = vsigm(zf), gg = V::loadu(g + 2 * H + j, k).tanh();
+      const V cn = f * cp + i * gg;
+      if (peep) zo = zo + V::loadu(peep + 2 * H + j, k) * cn;
+      const V o = vsigm(zo);
+      i.store(g + j, k); f.store(g + H + j, k); gg.store(g + 2 * H + j, k); o.store(g + 3 * H + j, k);
+      cn.store(cb + j, k); cn.store(co + j, k);
+      (o * cn.tanh()).store(mb + j, k);
+    });
+  });
+}
+
+// dm (n, H): gradient of m(t). dc (n, H): gradient of c(t) in, of c(t-1) out.
+// dgates (n, 4H): gradients of the gate pre-activations out.
+template <typename T>
+void lstm_step_back(const T* gates, const T* cs, const T* cprev, const T* dm, T* dc, T* dgates,
+                    const T* peep, int64_t n, int64_t H) {
+  using V = Vec<T>;
+  const V one(T(1));
+  for_rows(n, 4 * H, [&](int64_t b) {
+    const T* g = gates + b * 4 * H;
+    T* dg = dgates + b * 4 * H;
+    const T* cn = cs + b * H;
+    const T* cp = cprev + b * H;
+    const T* dmb = dm + b * H;
+    T* dcb = dc + b * H;
+    for_vectors<T>(H, [&](int64_t j, int k) {
+      const V i = V::loadu(g + j, k), f = V::loadu(g + H + j, k);
+      const V gg = V::loadu(g + 2 * H + j, k), o = V::loadu(g + 3 * H + j, k);
+      const V tc = V::loadu(cn + j, k).tanh(), d_m = V::loadu(dmb + j, k), c_prev = V::loadu(cp + j, k);
+      const V d_o = d_m * tc * o * (one - o);
+      V d_c = V::loadu(dcb + j, k) + d_m * o * (one - tc * tc);
+      if (peep) d_c = d_c + d_o * V::loadu(peep + 2 * H + j, k);
+      const V d_i = d_c * gg * i * (one - i);
+      const V d_f = d_c * c_prev * f * (one - f);
+      const V d_g = d_c * i * (one - gg * gg);
+      V d_cp = d_c * f;
+      if (peep) d_cp = d_cp + d_i * V::loadu(peep + j, k) + d_f * V::loadu(peep + H + j, k);
+      d_i.store(dg + j, k); d_f.store(dg + H + j, k); d_g.store(dg + 2 * H + j, k); d_o.store(dg + 3 * H + j, k);
+      d_cp.store(dcb + j, k);
+    });
+  });
+}
+
+// Returns y (T,B,R), h_T (B,R), c_T (B,H) and what the backward pass needs:
+// gates (T,B,4H) activated, cs (T,B,H) = c(t), hprev (T,B,R), cprev (T,B,H), m (T,B,H) if projected.
+std::vector<Tensor> lstm_forward(const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                                 const Tensor& w_ch, const Tensor& w_hr, const Tensor& lengths, bool reverse) {
+  const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2) / 4, R = h0.size(1);
+  const bool proj = w_hr.numel() > 0, peephole = w_ch.numel() > 0;
+  TORCH_CHECK(xp.is_contiguous() && w_ch.is_contiguous(), "xp and w_ch must be contiguous");
+  const auto n = active_rows(lengths, T, B);
+  auto opts = xp.options();
+  Tensor gates = buffer({T, B, 4 * H}, opts, lengths), cs = buffer({T, B, H}, opts, lengths);
+  Tensor hprev = buffer({T, B, R}, opts, lengths), cprev = buffer({T, B, H}, opts, lengths);
+  Tensor y = buffer({T, B, R}, opts, lengths);
+  Tensor m = proj ? buffer({T, B, H}, opts, lengths) : Tensor();
+  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();
+  const Tensor w_hh_t = w_hh.t(), w_hr_t = proj ? w_hr.t() : Tensor();
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor h_run = h.narrow(0, 0, rows), g_t = gates[t].narrow(0, 0, rows);
+    hprev[t].narrow(0, 0, rows).copy_(h_run);
+    cprev[t].narrow(0, 0, rows).copy_(c.narrow(0, 0, rows));
+    at::addmm_out(g_t, xp[t].narrow(0, 0, rows), h_run, w_hh_t);
+    Tensor y_t = y[t].narrow(0, 0, rows), m_t = proj ? m[t].narrow(0, 0, rows) : y_t;
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_step", [&] {
+      lstm_step<scalar_t>(g_t.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), cs[t].data_ptr<scalar_t>(),
+                          m_t.data_ptr<scalar_t>(), peephole ? w_ch.data_ptr<scalar_t>() : nullptr, rows, H);
+    });
+    if (proj) at::mm_out(y_t, m_t, w_hr_t);
+    h_run.copy_(y_t);
+  }
+  return {y, h, c, gates, cs, hprev, cprev, proj ? m : at::empty({0}, opts)};
+}
+
+// Returns d xp (T,B,4H), d h0, d c0, d w_hh, d w_ch (or empty), d w_hr (or empty).
+std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dhT, const Tensor& dcT, const Tensor& gates,
+                                  const Tensor& cs, const Tensor& hprev, const Tensor& cprev, const Tensor& m,
+                                  const Tensor& w_hh, const Tensor& w_ch, const Tensor& w_hr,
+                                  const Tensor& lengths, bool reverse) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = gates.size(2) / 4, R = hprev.size(2);
+  const bool proj = w_hr.numel() > 0, peephole = w_ch.numel() > 0;
+  const auto n = active_rows(lengths, T, B);
+  auto opts = gates.options();
+  Tensor dgates = buffer({T, B, 4 * H}, opts, lengths);
+  Tensor dr_all = proj ? buffer({T, B, R}, opts, lengths) : Tensor();
+  Tensor dr_buf = at::empty({B, R}, opts), dm_buf = proj ? at::empty({B, H}, opts) : Tensor();
+  Tensor dh = dhT.contiguous().clone(), dc = dcT.contiguous().clone();
+  const Tensor dyc = dy.contiguous();
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, !reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor dh_run = dh.narrow(0, 0, rows);
+    Tensor dr = (proj ? dr_all[t] : dr_buf).narrow(0, 0, rows);
+    at::add_out(dr, dyc[t].narrow(0, 0, rows), dh_run);
+    Tensor dm = dr;
+    if (proj) { dm = dm_buf.narrow(0, 0, rows); at::mm_out(dm, dr, w_hr); }
+    Tensor dg_t = dgates[t].narrow(0, 0, rows);
+    AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_step_back", [&] {
+      lstm_step_back<scalar_t>(gates[t].data_ptr<scalar_t>(), cs[t].data_ptr<scalar_t>(),
+                               cprev[t].data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(),
+                               dg_t.data_ptr<scalar_t>(), peephole ? w_ch.data_ptr<scalar_t>() : nullptr,
+                               rows, H);
+    });
+    at::mm_out(dh_run, dg_t, w_hh);  // (rows, 4H) @ (4H, R)
+  }
+  Tensor flat = dgates.view({T * B, 4 * H});
+  Tensor d_w_hh = flat.t().mm(hprev.view({T * B, R}));
+  Tensor d_w_hr = proj ? dr_all.view({T * B, R}).t().mm(m.view({T * B, H})) : at::empty({0}, opts);
+  Tensor d_w_ch = at::empty({0}, opts);
+  if (peephole) {
+    d_w_ch = at::stack({(dgates.narrow(2, 0, H) * cprev).sum({0, 1}),
+                        (dgates.narrow(2, H, H) * cprev).sum({0, 1}),
+                        (dgates.narrow(2, 3 * H, H) * cs).sum({0, 1})});
+  }
+  return {dgates, dh, dc, d_w_hh, d_w_ch, d_w_hr};
+}
+
+// ----------------------------------------------------------------- GRU ----
+
+// xp (n, 3H) pre-activations of the input; hp (n, 3H) = h W_hh^T + b_hh.
+// act (n, 3H) out: r, z, n. h (n, H): h(t-1) in, h(t) out, also written to y.
+template <typename T>
+void gru_step(const T* xp, const T* hp, T* act, T* hn, T* h, T* y, int64_t n, int64_t H) {
+  using V = Vec<T>;
+  for_rows(n, 3 * H, [&](int64_t b) {
+    const T* x = xp + b * 3 * H;
+    const T* p = hp + b * 3 * H;
+    T* a = act + b * 3 * H;
+    T* hb = h + b * H;
+    for_vectors<T>(H, [&](int64_t j, int k) {
+      const V r = vsigm(V::loadu(x + j, k) + V::loadu(p + j, k));
+      const V z = vsigm(V::loadu(x + H + j, k) + V::loadu(p + H + j, k));
+      const V p_n = V::loadu(p + 2 * H + j, k);
+      const V nn = (V::loadu(x + 2 * H + j, k) + r * p_n).tanh();
+      const V hnew = nn + z * (V::loadu(hb + j, k) - nn);
+      r.store(a + j, k); z.store(a + H + j, k); nn.store(a + 2 * H + j, k);
+      p_n.store(hn + b * H + j, k);
+      hnew.store(hb + j, k); hnew.store(y + b * H + j, k);
+    });
+  });
+}
+
+// dh (n, H): gradient of h(t) in, of h(t-1) through the direct path out.
+// dxp, dhp (n, 3H): gradients of the input and recurrent pre-activations.
+template <typename T>
+void gru_step_back(const T* act, const T* hn, const T* hprev, T* dh, T* dxp, T* dhp, int64_t n, int64_t H) {
+  using V = Vec<T>;
+  const V one(T(1));
+  for_rows(n, 3 * H, [&](int64_t b) {
+    const T* a = act + b * 3 * H;
+    T* dx = dxp + b * 3 * H;
+    T* dp = dhp + b * 3 * H;
+    T* dhb = dh + b * H;
+    for_vectors<T>(H, [&](int64_t j, int k) {
+      const V r = V::loadu(a + j, k), z = V::loadu(a + H + j, k), nn = V::loadu(a + 2 * H + j, k);
+      const V d = V::loadu(dhb + j, k);
+      const V dn = d * (one - z) * (one - nn * nn);
+      const V dz = d * (V::loadu(hprev + b * H + j, k) - nn) * z * (one - z);
+      const V dr = dn * V::loadu(hn + b * H + j, k) * r * (one - r);
+      dr.store(dx + j, k); dz.store(dx + H + j, k); dn.store(dx + 2 * H + j, k);
+      dr.store(dp + j, k); dz.store(dp + H + j, k); (dn * r).store(dp + 2 * H + j, k);
+      (d * z).store(dhb + j, k);
+    });
+  });
+}
+
+// Returns y (T,B,H), h_T and, for the backward pass, act (T,B,3H), hn (T,B,H), hprev (T,B,H).
+std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
+                                const Tensor& lengths, bool reverse) {
+  const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2) / 3;
+  TORCH_CHECK(xp.is_contiguous(), "xp must be contiguous");
+  const auto n = active_rows(lengths, T, B);
+  auto opts = xp.options();
+  Tensor act = buffer({T, B, 3 * H}, opts, lengths), hn = buffer({T, B, H}, opts, lengths);
+  Tensor hprev = buffer({T, B, H}, opts, lengths), y = buffer({T, B, H}, opts, lengths);
+  Tensor hp = at::empty({B, 3 * H}, opts), h = h0.contiguous().clone();
+  const Tensor w_hh_t = w_hh.t();
+  const bool bias = b_hh.numel() > 0;
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor h_run = h.narrow(0, 0, rows), hp_t = hp.narrow(0, 0, rows);
+    hprev[t].narrow(0, 0, rows).copy_(h_run);
+    if (bias) at::addmm_out(hp_t, b_hh, h_run, w_hh_t); else at::mm_out(hp_t, h_run, w_hh_t);
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_step", [&] {
+      gru_step<scalar_t>(xp[t].data_ptr<scalar_t>(), hp_t.data_ptr<scalar_t>(), act[t].data_ptr<scalar_t>(),
+                         hn[t].data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), y[t].data_ptr<scalar_t>(), rows, H);
+    });
+  }
+  return {y, h, act, hn, hprev};
+}
+
+// Returns d xp (T,B,3H), d h0, d w_hh, d b_hh (or empty).
+std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dhT, const Tensor& act, const Tensor& hn,
+                                 const Tensor& hprev, const Tensor& w_hh, bool bias, const Tensor& lengths,
+                                 bool reverse) {
+  const int64_t T = act.size(0), B = act.size(1), H = act.size(2) / 3;
+  const auto n = active_rows(lengths, T, B);
+  auto opts = act.options();
+  Tensor dxp = buffer({T, B, 3 * H}, opts, lengths), dhp = buffer({T, B, 3 * H}, opts, lengths);
+  Tensor dh = dhT.contiguous().clone();
+  const Tensor dyc = dy.contiguous();
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, !reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor dh_run = dh.narrow(0, 0, rows);
+    dh_run.add_(dyc[t].narrow(0, 0, rows));
+    Tensor dhp_t = dhp[t].narrow(0, 0, rows);
+    AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_step_back", [&] {
+      gru_step_back<scalar_t>(act[t].data_ptr<scalar_t>(), hn[t].data_ptr<scalar_t>(),
+                              hprev[t].data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(), dxp[t].data_ptr<scalar_t>(),
+                              dhp_t.data_ptr<scalar_t>(), rows, H);
+    });
+    dh_run.addmm_(dhp_t, w_hh);  // direct path + (rows, 3H) @ (3H, H)
+  }
+  Tensor flat = dhp.view({T * B, 3 * H});
+  Tensor d_w_hh = flat.t().mm(hprev.view({T * B, H}));
+  Tensor d_b_hh = bias ? flat.sum(0) : at::empty({0}, opts);
+  return {dxp, dh, d_w_hh, d_b_hh};
+}
+
+// --------------------------------------------------------------- Elman ----
+
+enum Act : int64_t { kTanh = 0, kRelu = 1, kSigmoid = 2 };
+
+template <typename T> inline Vec<T> activate(const Vec<T>& z, int64_t a) {
+  return a == kTanh ? z.tanh() : a == kRelu ? at::vec::maximum(z, Vec<T>(T(0))) : vsigm(z);
+}
+
+// Derivative through the activation's output y.
+template <typename T> inline Vec<T> activate_grad(const Vec<T>& y, int64_t a) {
+  const Vec<T> one(T(1)), zero(T(0));
+  if (a == kTanh) return one - y * y;
+  if (a == kRelu) return Vec<T>::blendv(zero, one, y > zero);
+  return y * (one - y);
+}
+
+std::vector<Tensor> elman_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, int64_t activation,
+                                  const Tensor& lengths, bool reverse) {
+  const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2);
+  TORCH_CHECK(activation >= kTanh && activation <= kSigmoid, "unknown activation ", activation);
+  const auto n = active_rows(lengths, T, B);
+  auto opts = xp.options();
+  Tensor hprev = buffer({T, B, H}, opts, lengths), y = buffer({T, B, H}, opts, lengths), h = h0.contiguous().clone();
+  const Tensor w_hh_t = w_hh.t();
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor h_run = h.narrow(0, 0, rows), y_t = y[t].narrow(0, 0, rows);
+    hprev[t].narrow(0, 0, rows).copy_(h_run);
+    at::addmm_out(y_t, xp[t].narrow(0, 0, rows), h_run, w_hh_t);
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "elman_step", [&] {
+      scalar_t* yp = y_t.data_ptr<scalar_t>();
+      for_rows(rows, H, [&](int64_t b) {
+        for_vectors<scalar_t>(H, [&](int64_t j, int k) {
+          activate(Vec<scalar_t>::loadu(yp + b * H + j, k), activation).store(yp + b * H + j, k);
+        });
+      });
+    });
+    h_run.copy_(y_t);
+  }
+  return {y, h, hprev};
+}
+
+// Returns d xp (T,B,H), d h0, d w_hh.
+std::vector<Tensor> elman_backward(const Tensor& dy, const Tensor& dhT, const Tensor& y, const Tensor& hprev,
+                                   const Tensor& w_hh, int64_t activation, const Tensor& lengths, bool reverse) {
+  const int64_t T = y.size(0), B = y.size(1), H = y.size(2);
+  const auto n = active_rows(lengths, T, B);
+  Tensor dpre = buffer({T, B, H}, y.options(), lengths), dh = dhT.contiguous().clone();
+  const Tensor dyc = dy.contiguous();
+  for (int64_t k = 0; k < T; ++k) {
+    const int64_t t = step_time(k, T, !reverse), rows = n[t];
+    if (rows == 0) continue;
+    Tensor dh_run = dh.narrow(0, 0, rows), d_t = dpre[t].narrow(0, 0, rows);
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "elman_step_back", [&] {
+      const scalar_t* yp = y[t].data_ptr<scalar_t>();
+      const scalar_t* dyp = dyc[t].data_ptr<scalar_t>();
+      const scalar_t* dhp = dh.data_ptr<scalar_t>();
+      scalar_t* dp = d_t.data_ptr<scalar_t>();
+      for_rows(rows, H, [&](int64_t b) {
+        for_vectors<scalar_t>(H, [&](int64_t j, int k) {
+          using V = Vec<scalar_t>;
+          const int64_t i = b * H + j;
+          ((V::loadu(dyp + i, k) + V::loadu(dhp + i, k)) * activate_grad(V::loadu(yp + i, k), activation))
+              .store(dp + i, k);
+        });
+      });
+    });
+    at::mm_out(dh_run, d_t, w_hh);
+  }
+  Tensor d_w_hh = dpre.view({T * B, H}).t().mm(hprev.view({T * B, H}));
+  return {dpre, dh, d_w_hh};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit's fused CPU recurrences (one direction of one layer, time-major)";
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+  m.def("elman_forward", &elman_forward);
+  m.def("elman_backward", &elman_backward);
+}
