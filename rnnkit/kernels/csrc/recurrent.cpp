@@ -22,6 +22,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace {
@@ -71,6 +72,42 @@ template <typename F> void for_rows(int64_t n, int64_t width, const F& f) {
     for (int64_t b = begin; b < end; ++b) f(b);
   });
 }
+
+// The per-step products call BLAS directly (the Fortran interface of the BLAS
+// torch is linked with): no tensor is made inside the time loop.
+extern "C" {
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+}
+
+inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+                 const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                 const int* ldc) { sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+                 const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+                 const int* ldc) { dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+
+// Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
+// column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
+  if (m == 0 || n == 0) return;
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
+  const int lda = static_cast<int>(trans_b ? k : n), ldb = static_cast<int>(trans_a ? m : k), ldc = M;
+  const T one(1);
+  blas(&tb, &ta, &M, &N, &K, &one, b, &lda, a, &ldb, &beta, c, &ldc);
+}
+
+template <typename T> inline void copy_rows(T* dst, const T* src, int64_t count) {
+  std::memcpy(dst, src, sizeof(T) * count);
+}
+
+template <typename T> inline T* ptr(const Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr; }
 
 // ---------------------------------------------------------------- LSTM ----
 
@@ -133,68 +170,76 @@ void lstm_step_back(const T* gates, const T* cs, const T* cprev, const T* dm, T*
 
 // Returns y (T,B,R), h_T (B,R), c_T (B,H) and what the backward pass needs:
 // gates (T,B,4H) activated, cs (T,B,H) = c(t), hprev (T,B,R), cprev (T,B,H), m (T,B,H) if projected.
-std::vector<Tensor> lstm_forward(const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                                 const Tensor& w_ch, const Tensor& w_hr, const Tensor& lengths, bool reverse) {
+std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_in,
+                                 const Tensor& w_ch_in, const Tensor& w_hr_in, const Tensor& lengths, bool reverse) {
+  const Tensor xp = xp_in.contiguous(), w_hh = w_hh_in.contiguous(), w_ch = w_ch_in.contiguous();
+  const Tensor w_hr = w_hr_in.contiguous();
   const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2) / 4, R = h0.size(1);
-  const bool proj = w_hr.numel() > 0, peephole = w_ch.numel() > 0;
-  TORCH_CHECK(xp.is_contiguous() && w_ch.is_contiguous(), "xp and w_ch must be contiguous");
+  const bool proj = w_hr.numel() > 0;
   const auto n = active_rows(lengths, T, B);
   auto opts = xp.options();
   Tensor gates = buffer({T, B, 4 * H}, opts, lengths), cs = buffer({T, B, H}, opts, lengths);
   Tensor hprev = buffer({T, B, R}, opts, lengths), cprev = buffer({T, B, H}, opts, lengths);
   Tensor y = buffer({T, B, R}, opts, lengths);
-  Tensor m = proj ? buffer({T, B, H}, opts, lengths) : Tensor();
+  Tensor m = proj ? buffer({T, B, H}, opts, lengths) : at::empty({0}, opts);
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone();
-  const Tensor w_hh_t = w_hh.t(), w_hr_t = proj ? w_hr.t() : Tensor();
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor h_run = h.narrow(0, 0, rows), g_t = gates[t].narrow(0, 0, rows);
-    hprev[t].narrow(0, 0, rows).copy_(h_run);
-    cprev[t].narrow(0, 0, rows).copy_(c.narrow(0, 0, rows));
-    at::addmm_out(g_t, xp[t].narrow(0, 0, rows), h_run, w_hh_t);
-    Tensor y_t = y[t].narrow(0, 0, rows), m_t = proj ? m[t].narrow(0, 0, rows) : y_t;
-    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_step", [&] {
-      lstm_step<scalar_t>(g_t.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), cs[t].data_ptr<scalar_t>(),
-                          m_t.data_ptr<scalar_t>(), peephole ? w_ch.data_ptr<scalar_t>() : nullptr, rows, H);
-    });
-    if (proj) at::mm_out(y_t, m_t, w_hr_t);
-    h_run.copy_(y_t);
-  }
-  return {y, h, c, gates, cs, hprev, cprev, proj ? m : at::empty({0}, opts)};
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
+    using T_ = scalar_t;
+    T_ *g = ptr<T_>(gates), *cs_p = ptr<T_>(cs), *hp = ptr<T_>(hprev), *cp = ptr<T_>(cprev), *y_p = ptr<T_>(y);
+    T_ *m_p = ptr<T_>(m), *h_p = ptr<T_>(h), *c_p = ptr<T_>(c);
+    const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, reverse), rows = n[t];
+      if (rows == 0) continue;
+      T_* g_t = g + t * B * 4 * H;
+      T_* y_t = y_p + t * B * R;
+      T_* m_t = proj ? m_p + t * B * H : y_t;
+      copy_rows(hp + t * B * R, h_p, rows * R);
+      copy_rows(cp + t * B * H, c_p, rows * H);
+      copy_rows(g_t, x_p + t * B * 4 * H, rows * 4 * H);
+      gemm<T_>(false, true, rows, 4 * H, R, h_p, w, T_(1), g_t);  // += h W_hh^T
+      lstm_step<T_>(g_t, c_p, cs_p + t * B * H, m_t, peep, rows, H);
+      if (proj) gemm<T_>(false, true, rows, R, H, m_t, w_r, T_(0), y_t);  // r = m W_hr^T
+      copy_rows(h_p, y_t, rows * R);
+    }
+  });
+  return {y, h, c, gates, cs, hprev, cprev, m};
 }
 
 // Returns d xp (T,B,4H), d h0, d c0, d w_hh, d w_ch (or empty), d w_hr (or empty).
-std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dhT, const Tensor& dcT, const Tensor& gates,
+std::vector<Tensor> lstm_backward(const Tensor& dy_in, const Tensor& dhT, const Tensor& dcT, const Tensor& gates,
                                   const Tensor& cs, const Tensor& hprev, const Tensor& cprev, const Tensor& m,
-                                  const Tensor& w_hh, const Tensor& w_ch, const Tensor& w_hr,
+                                  const Tensor& w_hh_in, const Tensor& w_ch_in, const Tensor& w_hr_in,
                                   const Tensor& lengths, bool reverse) {
+  const Tensor dy = dy_in.contiguous(), w_hh = w_hh_in.contiguous(), w_ch = w_ch_in.contiguous();
+  const Tensor w_hr = w_hr_in.contiguous();
   const int64_t T = gates.size(0), B = gates.size(1), H = gates.size(2) / 4, R = hprev.size(2);
   const bool proj = w_hr.numel() > 0, peephole = w_ch.numel() > 0;
   const auto n = active_rows(lengths, T, B);
   auto opts = gates.options();
   Tensor dgates = buffer({T, B, 4 * H}, opts, lengths);
-  Tensor dr_all = proj ? buffer({T, B, R}, opts, lengths) : Tensor();
-  Tensor dr_buf = at::empty({B, R}, opts), dm_buf = proj ? at::empty({B, H}, opts) : Tensor();
+  Tensor dr_all = proj ? buffer({T, B, R}, opts, lengths) : at::empty({0}, opts);
+  Tensor dr_buf = at::empty({B, R}, opts), dm_buf = at::empty({B, H}, opts);
   Tensor dh = dhT.contiguous().clone(), dc = dcT.contiguous().clone();
-  const Tensor dyc = dy.contiguous();
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, !reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor dh_run = dh.narrow(0, 0, rows);
-    Tensor dr = (proj ? dr_all[t] : dr_buf).narrow(0, 0, rows);
-    at::add_out(dr, dyc[t].narrow(0, 0, rows), dh_run);
-    Tensor dm = dr;
-    if (proj) { dm = dm_buf.narrow(0, 0, rows); at::mm_out(dm, dr, w_hr); }
-    Tensor dg_t = dgates[t].narrow(0, 0, rows);
-    AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_step_back", [&] {
-      lstm_step_back<scalar_t>(gates[t].data_ptr<scalar_t>(), cs[t].data_ptr<scalar_t>(),
-                               cprev[t].data_ptr<scalar_t>(), dm.data_ptr<scalar_t>(), dc.data_ptr<scalar_t>(),
-                               dg_t.data_ptr<scalar_t>(), peephole ? w_ch.data_ptr<scalar_t>() : nullptr,
-                               rows, H);
-    });
-    at::mm_out(dh_run, dg_t, w_hh);  // (rows, 4H) @ (4H, R)
-  }
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
+    using T_ = scalar_t;
+    const T_ *g = ptr<T_>(gates), *cs_p = ptr<T_>(cs), *cp = ptr<T_>(cprev), *dy_p = ptr<T_>(dy);
+    const T_ *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
+    T_ *dg = ptr<T_>(dgates), *dr_p = ptr<T_>(dr_all), *drb = ptr<T_>(dr_buf), *dmb = ptr<T_>(dm_buf);
+    T_ *dh_p = ptr<T_>(dh), *dc_p = ptr<T_>(dc);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, !reverse), rows = n[t];
+      if (rows == 0) continue;
+      T_* dr = proj ? dr_p + t * B * R : drb;
+      const T_* dy_t = dy_p + t * B * R;
+      for (int64_t i = 0; i < rows * R; ++i) dr[i] = dy_t[i] + dh_p[i];  // d r(t): output and next step
+      T_* dm = dr;
+      if (proj) { dm = dmb; gemm<T_>(false, false, rows, H, R, dr, w_r, T_(0), dm); }  // d m = d r W_hr
+      T_* dg_t = dg + t * B * 4 * H;
+      lstm_step_back<T_>(g + t * B * 4 * H, cs_p + t * B * H, cp + t * B * H, dm, dc_p, dg_t, peep, rows, H);
+      gemm<T_>(false, false, rows, R, 4 * H, dg_t, w, T_(0), dh_p);  // d r(t-1) = d gates W_hh
+    }
+  });
   Tensor flat = dgates.view({T * B, 4 * H});
   Tensor d_w_hh = flat.t().mm(hprev.view({T * B, R}));
   Tensor d_w_hr = proj ? dr_all.view({T * B, R}).t().mm(m.view({T * B, H})) : at::empty({0}, opts);
@@ -257,54 +302,60 @@ void gru_step_back(const T* act, const T* hn, const T* hprev, T* dh, T* dxp, T* 
 }
 
 // Returns y (T,B,H), h_T and, for the backward pass, act (T,B,3H), hn (T,B,H), hprev (T,B,H).
-std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
+std::vector<Tensor> gru_forward(const Tensor& xp_in, const Tensor& h0, const Tensor& w_hh_in, const Tensor& b_hh_in,
                                 const Tensor& lengths, bool reverse) {
+  const Tensor xp = xp_in.contiguous(), w_hh = w_hh_in.contiguous(), b_hh = b_hh_in.contiguous();
   const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2) / 3;
-  TORCH_CHECK(xp.is_contiguous(), "xp must be contiguous");
   const auto n = active_rows(lengths, T, B);
   auto opts = xp.options();
   Tensor act = buffer({T, B, 3 * H}, opts, lengths), hn = buffer({T, B, H}, opts, lengths);
   Tensor hprev = buffer({T, B, H}, opts, lengths), y = buffer({T, B, H}, opts, lengths);
   Tensor hp = at::empty({B, 3 * H}, opts), h = h0.contiguous().clone();
-  const Tensor w_hh_t = w_hh.t();
   const bool bias = b_hh.numel() > 0;
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor h_run = h.narrow(0, 0, rows), hp_t = hp.narrow(0, 0, rows);
-    hprev[t].narrow(0, 0, rows).copy_(h_run);
-    if (bias) at::addmm_out(hp_t, b_hh, h_run, w_hh_t); else at::mm_out(hp_t, h_run, w_hh_t);
-    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_step", [&] {
-      gru_step<scalar_t>(xp[t].data_ptr<scalar_t>(), hp_t.data_ptr<scalar_t>(), act[t].data_ptr<scalar_t>(),
-                         hn[t].data_ptr<scalar_t>(), h.data_ptr<scalar_t>(), y[t].data_ptr<scalar_t>(), rows, H);
-    });
-  }
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
+    using T_ = scalar_t;
+    const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh), *bh = ptr<T_>(b_hh);
+    T_ *a_p = ptr<T_>(act), *hn_p = ptr<T_>(hn), *hprev_p = ptr<T_>(hprev), *y_p = ptr<T_>(y);
+    T_ *hp_p = ptr<T_>(hp), *h_p = ptr<T_>(h);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, reverse), rows = n[t];
+      if (rows == 0) continue;
+      copy_rows(hprev_p + t * B * H, h_p, rows * H);
+      if (bias) for (int64_t b = 0; b < rows; ++b) copy_rows(hp_p + b * 3 * H, bh, 3 * H);
+      gemm<T_>(false, true, rows, 3 * H, H, h_p, w, bias ? T_(1) : T_(0), hp_p);  // h W_hh^T + b_hh
+      gru_step<T_>(x_p + t * B * 3 * H, hp_p, a_p + t * B * 3 * H, hn_p + t * B * H, h_p, y_p + t * B * H,
+                   rows, H);
+    }
+  });
   return {y, h, act, hn, hprev};
 }
 
 // Returns d xp (T,B,3H), d h0, d w_hh, d b_hh (or empty).
-std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dhT, const Tensor& act, const Tensor& hn,
-                                 const Tensor& hprev, const Tensor& w_hh, bool bias, const Tensor& lengths,
+std::vector<Tensor> gru_backward(const Tensor& dy_in, const Tensor& dhT, const Tensor& act, const Tensor& hn,
+                                 const Tensor& hprev, const Tensor& w_hh_in, bool bias, const Tensor& lengths,
                                  bool reverse) {
+  const Tensor dy = dy_in.contiguous(), w_hh = w_hh_in.contiguous();
   const int64_t T = act.size(0), B = act.size(1), H = act.size(2) / 3;
   const auto n = active_rows(lengths, T, B);
   auto opts = act.options();
   Tensor dxp = buffer({T, B, 3 * H}, opts, lengths), dhp = buffer({T, B, 3 * H}, opts, lengths);
   Tensor dh = dhT.contiguous().clone();
-  const Tensor dyc = dy.contiguous();
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, !reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor dh_run = dh.narrow(0, 0, rows);
-    dh_run.add_(dyc[t].narrow(0, 0, rows));
-    Tensor dhp_t = dhp[t].narrow(0, 0, rows);
-    AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_step_back", [&] {
-      gru_step_back<scalar_t>(act[t].data_ptr<scalar_t>(), hn[t].data_ptr<scalar_t>(),
-                              hprev[t].data_ptr<scalar_t>(), dh.data_ptr<scalar_t>(), dxp[t].data_ptr<scalar_t>(),
-                              dhp_t.data_ptr<scalar_t>(), rows, H);
-    });
-    dh_run.addmm_(dhp_t, w_hh);  // direct path + (rows, 3H) @ (3H, H)
-  }
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
+    using T_ = scalar_t;
+    const T_ *a_p = ptr<T_>(act), *hn_p = ptr<T_>(hn), *hprev_p = ptr<T_>(hprev), *dy_p = ptr<T_>(dy);
+    const T_* w = ptr<T_>(w_hh);
+    T_ *dx_p = ptr<T_>(dxp), *dhp_p = ptr<T_>(dhp), *dh_p = ptr<T_>(dh);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, !reverse), rows = n[t];
+      if (rows == 0) continue;
+      const T_* dy_t = dy_p + t * B * H;
+      for (int64_t i = 0; i < rows * H; ++i) dh_p[i] += dy_t[i];  // d h(t): output and next step
+      T_* dhp_t = dhp_p + t * B * 3 * H;
+      gru_step_back<T_>(a_p + t * B * 3 * H, hn_p + t * B * H, hprev_p + t * B * H, dh_p, dx_p + t * B * 3 * H,
+                        dhp_t, rows, H);
+      gemm<T_>(false, false, rows, H, 3 * H, dhp_t, w, T_(1), dh_p);  // direct path + d hp W_hh
+    }
+  });
   Tensor flat = dhp.view({T * B, 3 * H});
   Tensor d_w_hh = flat.t().mm(hprev.view({T * B, H}));
   Tensor d_b_hh = bias ? flat.sum(0) : at::empty({0}, opts);
@@ -327,60 +378,65 @@ template <typename T> inline Vec<T> activate_grad(const Vec<T>& y, int64_t a) {
   return y * (one - y);
 }
 
-std::vector<Tensor> elman_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, int64_t activation,
+std::vector<Tensor> elman_forward(const Tensor& xp_in, const Tensor& h0, const Tensor& w_hh_in, int64_t activation,
                                   const Tensor& lengths, bool reverse) {
+  const Tensor xp = xp_in.contiguous(), w_hh = w_hh_in.contiguous();
   const int64_t T = xp.size(0), B = xp.size(1), H = xp.size(2);
   TORCH_CHECK(activation >= kTanh && activation <= kSigmoid, "unknown activation ", activation);
   const auto n = active_rows(lengths, T, B);
   auto opts = xp.options();
-  Tensor hprev = buffer({T, B, H}, opts, lengths), y = buffer({T, B, H}, opts, lengths), h = h0.contiguous().clone();
-  const Tensor w_hh_t = w_hh.t();
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor h_run = h.narrow(0, 0, rows), y_t = y[t].narrow(0, 0, rows);
-    hprev[t].narrow(0, 0, rows).copy_(h_run);
-    at::addmm_out(y_t, xp[t].narrow(0, 0, rows), h_run, w_hh_t);
-    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "elman_step", [&] {
-      scalar_t* yp = y_t.data_ptr<scalar_t>();
+  Tensor hprev = buffer({T, B, H}, opts, lengths), y = buffer({T, B, H}, opts, lengths);
+  Tensor h = h0.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "elman_forward", [&] {
+    using T_ = scalar_t;
+    using V = Vec<T_>;
+    const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh);
+    T_ *hprev_p = ptr<T_>(hprev), *y_p = ptr<T_>(y), *h_p = ptr<T_>(h);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, reverse), rows = n[t];
+      if (rows == 0) continue;
+      T_* y_t = y_p + t * B * H;
+      copy_rows(hprev_p + t * B * H, h_p, rows * H);
+      copy_rows(y_t, x_p + t * B * H, rows * H);
+      gemm<T_>(false, true, rows, H, H, h_p, w, T_(1), y_t);  // xp + h W_hh^T
       for_rows(rows, H, [&](int64_t b) {
-        for_vectors<scalar_t>(H, [&](int64_t j, int k) {
-          activate(Vec<scalar_t>::loadu(yp + b * H + j, k), activation).store(yp + b * H + j, k);
+        for_vectors<T_>(H, [&](int64_t j, int c) {
+          activate(V::loadu(y_t + b * H + j, c), activation).store(y_t + b * H + j, c);
         });
       });
-    });
-    h_run.copy_(y_t);
-  }
+      copy_rows(h_p, y_t, rows * H);
+    }
+  });
   return {y, h, hprev};
 }
 
 // Returns d xp (T,B,H), d h0, d w_hh.
-std::vector<Tensor> elman_backward(const Tensor& dy, const Tensor& dhT, const Tensor& y, const Tensor& hprev,
-                                   const Tensor& w_hh, int64_t activation, const Tensor& lengths, bool reverse) {
+std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const Tensor& y, const Tensor& hprev,
+                                   const Tensor& w_hh_in, int64_t activation, const Tensor& lengths, bool reverse) {
+  const Tensor dy = dy_in.contiguous(), w_hh = w_hh_in.contiguous();
   const int64_t T = y.size(0), B = y.size(1), H = y.size(2);
   const auto n = active_rows(lengths, T, B);
   Tensor dpre = buffer({T, B, H}, y.options(), lengths), dh = dhT.contiguous().clone();
-  const Tensor dyc = dy.contiguous();
-  for (int64_t k = 0; k < T; ++k) {
-    const int64_t t = step_time(k, T, !reverse), rows = n[t];
-    if (rows == 0) continue;
-    Tensor dh_run = dh.narrow(0, 0, rows), d_t = dpre[t].narrow(0, 0, rows);
-    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "elman_step_back", [&] {
-      const scalar_t* yp = y[t].data_ptr<scalar_t>();
-      const scalar_t* dyp = dyc[t].data_ptr<scalar_t>();
-      const scalar_t* dhp = dh.data_ptr<scalar_t>();
-      scalar_t* dp = d_t.data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "elman_backward", [&] {
+    using T_ = scalar_t;
+    using V = Vec<T_>;
+    const T_ *y_p = ptr<T_>(y), *dy_p = ptr<T_>(dy), *w = ptr<T_>(w_hh);
+    T_ *d_p = ptr<T_>(dpre), *dh_p = ptr<T_>(dh);
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = step_time(k, T, !reverse), rows = n[t];
+      if (rows == 0) continue;
+      const T_ *y_t = y_p + t * B * H, *dy_t = dy_p + t * B * H;
+      T_* d_t = d_p + t * B * H;
       for_rows(rows, H, [&](int64_t b) {
-        for_vectors<scalar_t>(H, [&](int64_t j, int k) {
-          using V = Vec<scalar_t>;
+        for_vectors<T_>(H, [&](int64_t j, int c) {
           const int64_t i = b * H + j;
-          ((V::loadu(dyp + i, k) + V::loadu(dhp + i, k)) * activate_grad(V::loadu(yp + i, k), activation))
-              .store(dp + i, k);
+          ((V::loadu(dy_t + i, c) + V::loadu(dh_p + i, c)) * activate_grad(V::loadu(y_t + i, c), activation))
+              .store(d_t + i, c);
         });
       });
-    });
-    at::mm_out(dh_run, d_t, w_hh);
-  }
+      gemm<T_>(false, false, rows, H, H, d_t, w, T_(0), dh_p);  // d h(t-1) = d pre W_hh
+    }
+  });
   Tensor d_w_hh = dpre.view({T * B, H}).t().mm(hprev.view({T * B, H}));
   return {dpre, dh, d_w_hh};
 }
