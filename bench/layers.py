@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import rnnkit
+from rnnkit.kernels import Kernel
 
 PROJ = 128  # LSTMP projection width
 
@@ -20,6 +21,7 @@ def layers(inp: int, hidden: int) -> dict[str, Callable[[], nn.Module]]:
     """Each implementation's layer, built fresh; all batch-first."""
     return {
         "rnnkit-lstm": lambda: rnnkit.LSTM(inp, hidden),
+        "rnnkit-lstm-torch-kernel": lambda: with_kernel(rnnkit.LSTM(inp, hidden), Kernel.TORCH),
         "rnnkit-peephole": lambda: rnnkit.LSTM(inp, hidden, peephole=True),
         "rnnkit-lstmp": lambda: rnnkit.LSTM(inp, hidden, proj_size=PROJ),
         "rnnkit-gru": lambda: rnnkit.GRU(inp, hidden),
@@ -30,11 +32,16 @@ def layers(inp: int, hidden: int) -> dict[str, Callable[[], nn.Module]]:
     }
 
 
+def with_kernel(layer: rnnkit.Recurrent, kernel: Kernel) -> rnnkit.Recurrent:
+    layer.kernel = kernel
+    return layer
+
+
 def train_flop_per_token(name: str, inp: int, hidden: int) -> float:
     """Multiply-adds ×2 of the recurrence per token, ×3 for forward plus backward."""
     if name.endswith("gru"):
         fwd = 2 * 3 * hidden * (inp + hidden)
-    elif name.endswith("lstmp"):
+    elif "lstmp" in name:
         fwd = 2 * 4 * hidden * (inp + PROJ) + 2 * PROJ * hidden
     else:
         fwd = 2 * 4 * hidden * (inp + hidden)
@@ -62,7 +69,7 @@ class LayerTrainer:
     def __init__(self, layer: nn.Module, batch: int, steps: int, inp: int):
         self.layer = layer
         self.x = torch.randn(batch, steps, inp)
-        self.opt = torch.optim.Adam(layer.parameters(), foreach=True)
+        self.opt = torch.optim.Adam(layer.parameters(), fused=True)
 
     def step(self) -> tuple[int, float]:
         y = self.layer(self.x)[0]  # (B, T, H_out)

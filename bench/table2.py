@@ -39,8 +39,7 @@ def lm_row(report: Report, mb: int, args, peak: float, use_dynet: bool) -> None:
         torch.manual_seed(SEED)
         return TorchTrainer(RNNLM(vocab, use_rnnkit), shuffled_forever(batches, SEED), use_rnnkit, fused=fused)
 
-    factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False),
-                 "torch-foreach-adam": lambda: trainer(False, fused=False)}  # the optimizer's share
+    factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False)}
     if use_dynet:
         factories["dynet"] = lambda: dynet_models.DynetLM(vocab, eos, shuffled_forever(batches, SEED))
     results = race(factories, args.seconds, args.repeats)
@@ -58,8 +57,6 @@ def tagger_row(report: Report, name: str, args, use_dynet: bool) -> None:
         return TorchTrainer(model, shuffled_forever(data.sentences, SEED), use_rnnkit, sparse, fused)
 
     factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False)}
-    if not sparse:  # separates the optimizer's share: rnnkit's Adam is foreach, not fused
-        factories["torch-foreach-adam"] = lambda: trainer(False, fused=False)
     if use_dynet:
         factories["dynet"] = lambda: dynet_models.DynetTagger(data, shuffled_forever(data.sentences, SEED),
                                                               with_chars, sparse)

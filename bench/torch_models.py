@@ -95,7 +95,7 @@ class TorchTrainer:
 
     def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True):
         self.model, self.examples = model, examples
-        if use_rnnkit:  # rnnkit's own optimizer: foreach Adam, SparseAdam for sparse tables
+        if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
             self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
         else:
             tables = [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]

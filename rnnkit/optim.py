@@ -5,13 +5,14 @@ torch's fused implementation (one pass over each parameter; 2.4x the foreach
 version on the benchmark's tagger), SGD and RMSProp the foreach one.
 With ``sparse_embeddings``, every ``nn.Embedding(sparse=True)`` table is updated
 only in the rows a batch used (DyNet's lookup-parameter semantics): SGD on
-sparse gradients, or SparseAdam for the Adam family.
+sparse gradients, or :class:`LazyAdam` for the Adam family.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -59,6 +60,43 @@ class Optimizers:
             o.load_state_dict(s)
 
 
+class LazyAdam(torch.optim.Optimizer):
+    """Adam on the rows of a sparse gradient only (DyNet's lookup-parameter update,
+    TF's LazyAdam, the semantics of ``torch.optim.SparseAdam``): the rows a batch used
+    get the Adam update of their moments and values; other rows are left exactly as
+    they are. One step counter per table. Written as a handful of ops on the gathered
+    rows, ~10x cheaper per step than ``SparseAdam``'s sparse-tensor arithmetic.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise ValueError("LazyAdam updates sparse gradients (nn.Embedding(sparse=True)) only")
+                grad = p.grad.coalesce()
+                rows, g = grad.indices()[0], grad.values()  # (N,), (N, *row)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1
+                t = state["step"]
+                m = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
+                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                state["exp_avg"].index_copy_(0, rows, m)
+                state["exp_avg_sq"].index_copy_(0, rows, v)
+                step_size = group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+                p.index_add_(0, rows, m.div_(v.sqrt_().add_(group["eps"])), alpha=-step_size)
+
+
 def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
 
@@ -87,7 +125,7 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
     if m is Method.SGD:
         side = torch.optim.SGD(sparse, lr=c.lr)  # momentum would touch every row: none, as DyNet
     elif m in (Method.ADAM, Method.ADAMW):
-        side = torch.optim.SparseAdam(sparse, lr=c.lr)
+        side = LazyAdam(sparse, lr=c.lr)
     else:
         raise ValueError(f"sparse_embeddings works with SGD, Adam and AdamW; not {m.name}")
     return Optimizers([main, side])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.optim import LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
+from rnnkit.optim import LazyAdam, LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
 
 
 class Tagger(nn.Module):
@@ -47,6 +47,25 @@ def test_sparse_updates_touch_only_used_rows(method):
             if model is sparse:
                 assert moved == ids
     assert moved == [1, 2, 3]  # dense Adam (or momentum) keeps moving the rows seen before
+
+
+def test_lazy_adam_equals_torch_sparse_adam():
+    """The reference: torch.optim.SparseAdam, over steps with repeated and absent rows."""
+    torch.manual_seed(0)
+    models = [Tagger(sparse=True), Tagger(sparse=True)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [LazyAdam([models[0].embed.weight], lr=0.05), torch.optim.SparseAdam([models[1].embed.weight], lr=0.05)]
+    for ids in ([1, 2, 2], [3], [1, 4, 1, 1], [2]):
+        for model, opt in zip(models, opts):
+            opt.zero_grad()
+            model(torch.tensor(ids)).backward()
+            opt.step()
+    torch.testing.assert_close(models[0].embed.weight, models[1].embed.weight, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="sparse gradients"):
+        dense = Tagger(sparse=False)
+        opt = LazyAdam([dense.embed.weight])
+        dense(torch.tensor([1])).backward()
+        opt.step()
 
 
 def test_sparse_tables_need_the_flag():
