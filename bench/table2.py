@@ -19,6 +19,7 @@ from bench import dynet_models, layers
 from bench.common import Report, gemm_peak, machine, race
 from bench.data import oanc, ptb_batches, shuffled_forever
 from bench.torch_models import RNNLM, Tagger, TorchTrainer
+from rnnkit.train import Precision
 
 LM_ROWS = {"lm1": 1, "lm4": 4, "lm16": 16, "lm64": 64}
 TAG_ROWS = {"tagger": (False, False), "tagger-sparse": (False, True),
@@ -35,11 +36,14 @@ def lm_flop_per_word(vocab: int, embed: int = 128, hidden: int = 256) -> float:
 def lm_row(report: Report, mb: int, args, peak: float, use_dynet: bool) -> None:
     vocab, eos, batches = ptb_batches(mb, limit=256 if args.quick else None)
 
-    def trainer(use_rnnkit: bool, fused: bool = True):
+    def trainer(use_rnnkit: bool, precision: Precision = Precision.FLOAT32):
         torch.manual_seed(SEED)
-        return TorchTrainer(RNNLM(vocab, use_rnnkit), shuffled_forever(batches, SEED), use_rnnkit, fused=fused)
+        return TorchTrainer(RNNLM(vocab, use_rnnkit), shuffled_forever(batches, SEED), use_rnnkit,
+                            precision=precision)
 
     factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False)}
+    if args.bf16:  # rnnkit's --precision bfloat16; quality against float32: BENCHMARKS.md
+        factories["rnnkit-bf16"] = lambda: trainer(True, Precision.BFLOAT16)
     if use_dynet:
         factories["dynet"] = lambda: dynet_models.DynetLM(vocab, eos, shuffled_forever(batches, SEED))
     results = race(factories, args.seconds, args.repeats)
@@ -51,10 +55,10 @@ def tagger_row(report: Report, name: str, args, use_dynet: bool) -> None:
     with_chars, sparse = TAG_ROWS[name]
     data = oanc(limit=200 if args.quick else None)
 
-    def trainer(use_rnnkit: bool, fused: bool = True):
+    def trainer(use_rnnkit: bool):
         torch.manual_seed(SEED)
         model = Tagger(len(data.w2i), len(data.c2i), len(data.t2i), use_rnnkit, with_chars, sparse)
-        return TorchTrainer(model, shuffled_forever(data.sentences, SEED), use_rnnkit, sparse, fused)
+        return TorchTrainer(model, shuffled_forever(data.sentences, SEED), use_rnnkit, sparse)
 
     factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False)}
     if use_dynet:
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="repeats; the median is reported")
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="rows to run (default: all)")
     parser.add_argument("--no-dynet", action="store_true", help="skip the DyNet column")
+    parser.add_argument("--bf16", action="store_true", help="RNNLM rows: add rnnkit with --precision bfloat16")
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (0.3 if args.quick else 4.0)
     torch.set_num_threads(args.threads)

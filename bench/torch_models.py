@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import rnnkit
 from bench.data import LMBatch, TagSentence
 from rnnkit.optim import OptimizerConfig, build_optimizer
+from rnnkit.train import Precision
 
 
 def torch_adam(params, fused: bool = True) -> torch.optim.Optimizer:
@@ -93,8 +94,9 @@ class Tagger(nn.Module):
 class TorchTrainer:
     """One update per step over an endless stream of examples."""
 
-    def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True):
-        self.model, self.examples = model, examples
+    def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True,
+                 precision: Precision = Precision.FLOAT32):
+        self.model, self.examples, self.precision = model, examples, precision
         if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
             self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
         else:
@@ -106,7 +108,8 @@ class TorchTrainer:
 
     def step(self) -> tuple[int, float]:
         example = next(self.examples)
-        loss = self.model(example)
+        with self.precision.autocast("cpu"):  # what rnnkit's fit does with --precision
+            loss = self.model(example)
         loss.backward()
         for opt in self.opts:
             opt.step()

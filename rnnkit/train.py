@@ -10,6 +10,8 @@ checkpoint. The position (epoch, batch) and the carried state live in
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +44,20 @@ class Loader(Protocol):
     def batch(self, key: Any) -> Batch: ...
 
 
+class Precision(enum.Enum):
+    """Arithmetic of the forward and backward pass. BFLOAT16 runs matrix products
+    in bfloat16 under ``torch.autocast`` (AMX / AVX512-BF16 on this CPU) while the
+    weights, the optimizer, the losses and the recurrent kernels stay float32."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+    def autocast(self, device: str) -> contextlib.AbstractContextManager:
+        if self is Precision.FLOAT32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int = 10  # passes over the training data
@@ -53,6 +69,7 @@ class FitConfig:
     weight_noise: float = 0.0  # std of Gaussian noise on the weights for each update (Graves 2013)
     max_bad_steps: int = 10  # consecutive non-finite updates that stop training
     device: str = "cpu"
+    precision: Precision = Precision.FLOAT32
 
 
 class TrainingDiverged(RuntimeError):
@@ -147,7 +164,7 @@ def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch,
     params = [p for p in model.parameters() if p.requires_grad]
     records = []
     for chunk in _chunks(batch, config.bptt):
-        with weight_noise(model, config.weight_noise, fit.noise):
+        with weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
             out = objective(model, chunk, detach(state))
             total = world.sum(out.count)
             # DDP averages gradients over ranks: scale by the world size to get the global mean

@@ -14,7 +14,7 @@ from rnnkit.callbacks import EarlyStopping, Evaluate, best_epoch
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.losses import Reduction, masked_cross_entropy
 from rnnkit.tasks.toys import Problem, SequenceModel, collate, make_dataset, make_objective
-from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, fit, train_batch
+from rnnkit.train import FitConfig, FitState, Precision, StepOutput, TrainingDiverged, fit, train_batch
 
 V = 7
 
@@ -234,3 +234,20 @@ def test_clipping_sparse_gradients_equals_dense():
         grads[sparse] = (norm, g.to_dense() if sparse else g)
     assert grads[True][0] == pytest.approx(grads[False][0])
     torch.testing.assert_close(grads[True][1], grads[False][1])
+
+
+def test_bfloat16_precision_is_close_to_float32_and_keeps_float32_weights():
+    """Under BFLOAT16 the products run in bfloat16 (so the update differs a little), the
+    recurrence and the weights stay float32; one update lands close to float32's."""
+    torch.manual_seed(0)
+    models = [TinyLM(), TinyLM()]
+    models[1].load_state_dict(models[0].state_dict())
+    batch = _batch()
+    for model, precision in zip(models, Precision):
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        _, records = train_batch(model, lm_objective, opt, batch, None, FitState(), FitConfig(precision=precision))
+        assert records[0]["finite"]
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-2)
+    assert any(not torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))

@@ -14,7 +14,7 @@ import torch
 from rnnkit.distributed import World, device_for, init_world, launch
 from rnnkit.optim import Method, OptimizerConfig, Schedule, ScheduleConfig
 from rnnkit.runner import RunConfig, seed_everything
-from rnnkit.train import FitConfig
+from rnnkit.train import FitConfig, Precision
 
 
 def common_parent() -> argparse.ArgumentParser:
@@ -47,6 +47,8 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--clip-value", type=float, default=None)
     g.add_argument("--weight-noise", type=float, default=0.0, help="std of Gaussian weight noise")
     g.add_argument("--bptt", type=int, default=None, help="truncated BPTT chunk length")
+    g.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
+                   help="bfloat16: matrix products in bfloat16 (autocast); weights and updates stay float32")
     return p
 
 
@@ -114,7 +116,8 @@ def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     fit = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, bptt=args.bptt, clip_norm=args.clip_norm,
-                    clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device)
+                    clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device,
+                    precision=Precision(args.precision))
     opt = OptimizerConfig(method=Method(args.optimizer), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, sparse_embeddings=args.sparse_embeddings)
     schedule = ScheduleConfig(kind=Schedule(args.schedule), factor=args.decay_factor, start_epoch=args.decay_start)

@@ -134,7 +134,9 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor, state: State, reverse:
 
     ``lengths``: (B,) CPU int64 sorted longest first, or an empty tensor for all T.
     """
-    xp = cell.project(x).contiguous()  # (T, B, G): every step's input half in one GEMM
+    # (T, B, G): every step's input half in one GEMM (bfloat16 under autocast; the recurrence runs
+    # in the weights' dtype)
+    xp = cell.project(x).to(cell.weight_hh.dtype).contiguous()
     if isinstance(cell, LSTMCell):
         w_ch = cell.weight_ch if cell.weight_ch is not None else _empty(xp)
         w_hr = cell.weight_hr if cell.weight_hr is not None else _empty(xp)
