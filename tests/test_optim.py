@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from rnnkit.optim import LazyAdam, LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
+from rnnkit import optim
+from rnnkit.optim import Adam, LazyAdam, LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
 
 
 class Tagger(nn.Module):
@@ -49,8 +50,12 @@ def test_sparse_updates_touch_only_used_rows(method):
     assert moved == [1, 2, 3]  # dense Adam (or momentum) keeps moving the rows seen before
 
 
-def test_lazy_adam_equals_torch_sparse_adam():
-    """The reference: torch.optim.SparseAdam, over steps with repeated and absent rows."""
+@pytest.mark.parametrize("path", ["extension", "python"])
+def test_lazy_adam_equals_torch_sparse_adam(path, monkeypatch):
+    """The reference: torch.optim.SparseAdam, over steps with repeated and absent rows;
+    the C++ update and the Python one (used without the extension)."""
+    if path == "python":
+        monkeypatch.setattr(optim.fused, "extension", lambda: None)
     torch.manual_seed(0)
     models = [Tagger(sparse=True), Tagger(sparse=True)]
     models[1].load_state_dict(models[0].state_dict())
@@ -60,12 +65,43 @@ def test_lazy_adam_equals_torch_sparse_adam():
             opt.zero_grad()
             model(torch.tensor(ids)).backward()
             opt.step()
-    torch.testing.assert_close(models[0].embed.weight, models[1].embed.weight, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(models[0].embed.weight, models[1].embed.weight, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="sparse gradients"):
         dense = Tagger(sparse=False)
         opt = LazyAdam([dense.embed.weight])
         dense(torch.tensor([1])).backward()
         opt.step()
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_equals_torch(decoupled, dtype):
+    """rnnkit's one-pass Adam/AdamW against torch's, with weight decay, over several steps,
+    on tensors longer than a vector and a parallel chunk, and with a parameter skipped."""
+    torch.manual_seed(0)
+    params = [torch.randn(70001, dtype=dtype), torch.randn(5, 3, dtype=dtype), torch.randn(3, dtype=dtype)]
+    ours = [p.clone().requires_grad_() for p in params]
+    ref = [p.clone().requires_grad_() for p in params]
+    reference = (torch.optim.AdamW if decoupled else torch.optim.Adam)(ref, lr=0.01, weight_decay=0.1)
+    opt = Adam(ours, lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    for step in range(4):
+        for a, b in zip(ours, ref):
+            g = torch.randn_like(a)
+            a.grad, b.grad = g.clone(), g.clone()
+        if step == 2:
+            ours[2].grad = ref[2].grad = None  # no gradient: not updated, its step not counted
+        opt.step()
+        reference.step()
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-6)
+    assert opt.state[ours[2]]["step"] == reference.state[ref[2]]["step"] == 3
+
+
+def test_adam_is_the_default_on_the_cpu():
+    assert isinstance(build_optimizer(Tagger(sparse=False), OptimizerConfig()), Adam)
+    sparse = build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.ADAMW, sparse_embeddings=True))
+    assert isinstance(sparse.optimizers[0], Adam) and sparse.optimizers[0].param_groups[0]["decoupled"]
+    assert isinstance(sparse.optimizers[1], LazyAdam)
 
 
 def test_sparse_tables_need_the_flag():
