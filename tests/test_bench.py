@@ -4,14 +4,19 @@ prints one JSON object per row with the fields BENCHMARKS.md reads (no timing is
 import json
 
 import pytest
+import torch
 
 from bench import table2
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")  # torch's own
 def test_quick_json_rows(capsys):
-    table2.main(["--quick", "--json", "--no-dynet", "--seconds", "0.05", "--repeats", "1",
-                 "--rows", "layers-b1", "stream"])
+    threads = torch.get_num_threads()
+    try:
+        table2.main(["--quick", "--json", "--no-dynet", "--seconds", "0.05", "--repeats", "1",
+                     "--rows", "layers-b1", "stream"])
+    finally:
+        torch.set_num_threads(threads)  # main() sets the benchmark's thread count
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["kind"] == "environment" and rows[0]["threads"] == 1
     layer_rows = [r for r in rows if r.get("task", "").startswith("layer B=1")]
