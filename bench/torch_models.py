@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
 from bench.data import LMBatch, TagSentence
+from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.train import Precision
 
@@ -40,7 +41,8 @@ class RNNLM(nn.Module):
         if self.rnnkit:
             y = self.lstm(x, batch.lengths)[0]  # (B, T, H), zero past each length
             mask = torch.arange(x.shape[1]) < batch.lengths[:, None]  # (B, T)
-            return F.cross_entropy(self.out(y[mask]), batch.tgt[mask], reduction="sum")
+            # the same summed cross-entropy of the same softmax layer, fused (rnnkit.fused_softmax)
+            return linear_cross_entropy(y[mask], self.out.weight, self.out.bias, batch.tgt[mask])
         if bool((batch.lengths == x.shape[1]).all()):  # one length: no packing needed
             y = self.lstm(x)[0]  # (B, T, H)
             return F.cross_entropy(self.out(y.flatten(0, 1)), batch.tgt.flatten(), reduction="sum")

@@ -1,0 +1,97 @@
+"""A softmax output layer and its cross-entropy in one step, without the (N, V) logits.
+
+``linear_cross_entropy(h, W, b, targets)`` equals
+``F.cross_entropy(F.linear(h, W, b), targets, reduction="sum")`` and its gradients.
+It works through the N rows in chunks: per chunk the logits (one GEMM into an
+(N, V) buffer), then, while they are in cache, one C++ pass per row (rnnkit's
+extension) turns them into the loss and softmax - onehot in place; then the
+gradients of h and W are two large GEMMs over the whole buffer. The gradients
+are computed during the forward pass (the loss is a scalar: backward only scales
+them). The three GEMMs of the unfused layer remain; its separate passes over an
+N×V tensor (log-softmax, NLL, their backward, the one-hot scatter) are gone.
+
+Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (rnnkit's ``--precision
+bfloat16``) the three GEMMs run in bfloat16; the softmax, the loss and the
+accumulated gradients stay float32.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnkit.kernels import fused
+
+CHUNK = 256  # rows per chunk of the forward GEMM and the row pass
+
+
+def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:
+    """z (n, V) -> softmax(z + bias) - onehot(targets), in place; db += its column sums.
+    Returns each row's loss (n,)."""
+    kernel = fused.extension() if z.device.type == "cpu" else None
+    if kernel is not None:
+        empty = z.new_empty(0, dtype=torch.float32 if z.dtype == torch.bfloat16 else z.dtype)
+        return kernel.softmax_xent_(z, targets, empty if bias is None else bias, empty if db is None else db)
+    zf = z.float() if z.dtype == torch.bfloat16 else z.clone()
+    if bias is not None:
+        zf += bias
+    lse = torch.logsumexp(zf, dim=1)  # (n,)
+    loss = lse - zf.gather(1, targets[:, None]).squeeze(1)
+    p = (zf - lse[:, None]).exp_()
+    p[torch.arange(len(targets), device=z.device), targets] -= 1
+    if db is not None:
+        db += p.sum(0)
+    z.copy_(p)
+    return loss
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, weight, bias, targets, chunk, low):
+        # h (N, H), weight (V, H), bias (V,) or None, targets (N,); low: bfloat16 GEMMs or None
+        dtype = low or h.dtype
+        w, hl = weight.to(dtype), h.to(dtype)
+        g = h.new_empty(h.shape[0], weight.shape[0], dtype=dtype)  # logits, then dL/dlogits
+        wants = ctx.needs_input_grad
+        b = None if bias is None else bias.to(torch.float32 if low is not None else bias.dtype)
+        db = torch.zeros_like(b) if b is not None and wants[2] else None  # (V,)
+        loss = h.new_zeros((), dtype=torch.float32 if low is not None else h.dtype)
+        for start in range(0, h.shape[0], chunk):  # each chunk's logits are used while in cache
+            z = g[start:start + chunk]
+            torch.mm(hl[start:start + chunk], w.t(), out=z)  # (c, V); the bias is added in the row pass
+            loss += _softmax_xent_(z, targets[start:start + chunk], b, db).sum()
+        dh = (g @ w).to(h.dtype) if wants[0] else None  # (N, H)
+        dw = (g.t() @ hl).to(weight.dtype) if wants[1] else None  # (V, H)
+        db = None if db is None else db.to(bias.dtype)
+        ctx.save_for_backward(*(t for t in (dh, dw, db) if t is not None))
+        ctx.present = (dh is not None, dw is not None, db is not None)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) * grad if has else None for has in ctx.present]
+        return grads[0], grads[1], grads[2], None, None, None
+
+
+def linear_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,
+                         chunk: int = CHUNK) -> Tensor:
+    """Summed cross-entropy of ``h @ weight.T + bias`` (h (N, H), weight (V, H),
+    bias (V,) or None) against ``targets`` (N,) in [0, V): a scalar, as
+    ``F.cross_entropy(..., reduction="sum")``, with the gradients of h, weight and bias.
+    """
+    if h.dim() != 2 or weight.dim() != 2 or h.shape[1] != weight.shape[1]:
+        raise ValueError(f"h must be (N, H) and weight (V, H); got {tuple(h.shape)} and {tuple(weight.shape)}")
+    if targets.shape != (h.shape[0],):
+        raise ValueError(f"targets must be ({h.shape[0]},); got {tuple(targets.shape)}")
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= weight.shape[0]):
+        raise ValueError(f"targets must be in [0, {weight.shape[0]}); got [{int(targets.min())}, "
+                         f"{int(targets.max())}]")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1; got {chunk}")
+    device = h.device.type
+    low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    with torch.autocast(device_type=device, enabled=False):
+        return _LinearCrossEntropy.apply(h, weight, bias, targets.long(), chunk, low)

@@ -1,0 +1,68 @@
+"""linear_cross_entropy against F.cross_entropy(F.linear(...), reduction="sum"): the loss
+and every gradient, with and without bias, in float64 and float32, chunked unevenly, on
+the C++ path and the plain-torch path; bfloat16 under autocast stays close; bad input."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnkit import fused_softmax
+from rnnkit.fused_softmax import linear_cross_entropy
+
+
+def _reference(h, w, b, t):
+    return F.cross_entropy(F.linear(h, w, b), t, reduction="sum")
+
+
+def _grads(fn, h, w, b, t):
+    inputs = [x.detach().clone().requires_grad_() for x in (h, w) + ((b,) if b is not None else ())]
+    loss = fn(inputs[0], inputs[1], inputs[2] if b is not None else None, t)
+    (loss * 0.7).backward()  # a non-unit upstream gradient
+    return [loss.detach()] + [x.grad for x in inputs]
+
+
+@pytest.mark.parametrize("path", ["extension", "torch"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equals_linear_then_cross_entropy(path, bias, dtype, monkeypatch):
+    if path == "torch":
+        monkeypatch.setattr(fused_softmax.fused, "extension", lambda: None)
+    g = torch.Generator().manual_seed(0)
+    N, H, V = 23, 5, 37  # chunks of 4: the last one partial
+    h, w = torch.randn(N, H, generator=g, dtype=dtype), torch.randn(V, H, generator=g, dtype=dtype)
+    b = torch.randn(V, generator=g, dtype=dtype) if bias else None
+    t = torch.randint(0, V, (N,), generator=g)
+    ours = _grads(lambda *a: linear_cross_entropy(*a, chunk=4), h, w, b, t)
+    ref = _grads(_reference, h, w, b, t)
+    tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
+    for a, r in zip(ours, ref):
+        torch.testing.assert_close(a, r, **tol)
+
+
+def test_bfloat16_under_autocast_is_close():
+    g = torch.Generator().manual_seed(1)
+    h, w, b = torch.randn(40, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
+    t = torch.randint(0, 300, (40,), generator=g)
+    ref = _grads(_reference, h, w, b, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _grads(linear_cross_entropy, h, w, b, t)
+    for a, r in zip(ours, ref):
+        assert a.dtype == r.dtype == torch.float32
+        torch.testing.assert_close(a, r, rtol=3e-2, atol=3e-2 * float(r.abs().max()))
+
+
+def test_no_gradient_wanted_gives_the_loss_only():
+    h, w = torch.randn(6, 3), torch.randn(9, 3)
+    t = torch.randint(0, 9, (6,))
+    with torch.no_grad():
+        torch.testing.assert_close(linear_cross_entropy(h, w, None, t), _reference(h, w, None, t))
+
+
+def test_bad_input_names_the_problem():
+    h, w = torch.randn(4, 3), torch.randn(5, 3)
+    with pytest.raises(ValueError, match="targets must be in"):
+        linear_cross_entropy(h, w, None, torch.tensor([0, 1, 2, 5]))
+    with pytest.raises(ValueError, match="targets must be"):
+        linear_cross_entropy(h, w, None, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="weight"):
+        linear_cross_entropy(h, torch.randn(5, 4), None, torch.tensor([0, 1, 2, 3]))
