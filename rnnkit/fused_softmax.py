@@ -5,10 +5,10 @@
 It works through the N rows in chunks: per chunk the logits (one GEMM into an
 (N, V) buffer), then, while they are in cache, one C++ pass per row (rnnkit's
 extension) turns them into the loss and softmax - onehot in place; then the
-gradients of h and W are two large GEMMs over the whole buffer. The gradients
-are computed during the forward pass (the loss is a scalar: backward only scales
-them). The three GEMMs of the unfused layer remain; its separate passes over an
-N×V tensor (log-softmax, NLL, their backward, the one-hot scatter) are gone.
+gradients of h and W are two large GEMMs over the whole buffer in the backward
+pass, which puts the upstream gradient on the small (N, H) side of each. The
+three GEMMs of the unfused layer remain; its separate passes over an N×V tensor
+(log-softmax, NLL, their backward, the one-hot scatter) are gone.
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (rnnkit's ``--precision
 bfloat16``) the three GEMMs run in bfloat16; the softmax, the loss and the
@@ -61,19 +61,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
             z = g[start:start + chunk]
             torch.mm(hl[start:start + chunk], w.t(), out=z)  # (c, V); the bias is added in the row pass
             loss += _softmax_xent_(z, targets[start:start + chunk], b, db).sum()
-        dh = (g @ w).to(h.dtype) if wants[0] else None  # (N, H)
-        dw = (g.t() @ hl).to(weight.dtype) if wants[1] else None  # (V, H)
-        db = None if db is None else db.to(bias.dtype)
-        ctx.save_for_backward(*(t for t in (dh, dw, db) if t is not None))
-        ctx.present = (dh is not None, dw is not None, db is not None)
+        ctx.save_for_backward(g, w, hl, db)
+        ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        saved = iter(ctx.saved_tensors)
-        grads = [next(saved) * grad if has else None for has in ctx.present]
-        return grads[0], grads[1], grads[2], None, None, None
+        g, w, hl, db = ctx.saved_tensors  # g = dL/dlogits (N, V), unscaled
+        wants, (h_dtype, w_dtype, b_dtype) = ctx.needs_input_grad, ctx.dtypes
+        scale = grad.to(hl.dtype)  # the upstream scalar goes on the small (N, H) side of each product
+        dh = (g @ w).mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
+        dw = (g.t() @ (hl * scale)).to(w_dtype) if wants[1] else None  # (V, H)
+        db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None  # (V,)
+        return dh, dw, db, None, None, None
 
 
 def linear_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor,

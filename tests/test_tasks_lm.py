@@ -257,3 +257,22 @@ def test_sampling_stops_at_the_stop_symbol():
     stopped = sample(lm, [0], 60, stop=2, generator=torch.Generator().manual_seed(9))
     assert stopped == free[:free.index(2) + 1]
     assert sample(lm, [0], 0) == []
+
+
+def test_stream_objective_equals_cross_entropy_of_the_logits():
+    """The fused softmax layer and loss against the model's logits scored by F.cross_entropy:
+    the loss and every parameter's gradient."""
+    torch.manual_seed(0)
+    lm = _lm()
+    batch = Batch(torch.randint(0, 13, (3, 6)), None, torch.randint(0, 13, (3, 6)))
+    out = stream_objective(lm, batch, None)
+    out.loss.backward()
+    fused = [p.grad.clone() for p in lm.parameters()]
+    lm.zero_grad()
+    logits, _ = lm(batch.inputs)
+    ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum")
+    ref.backward()
+    torch.testing.assert_close(out.loss, ref)
+    assert out.count == 18
+    for a, p in zip(fused, lm.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)

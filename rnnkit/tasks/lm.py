@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +30,8 @@ from torch.nn import functional as F
 
 from rnnkit.batch import Batch, pad_sequences
 from rnnkit.data.text import Level
+from rnnkit.distributed import unwrap
+from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.losses import Reduction, masked_cross_entropy
 from rnnkit.train import StepOutput
@@ -91,10 +94,12 @@ class LanguageModel(nn.Module):
                 nn.init.uniform_(p, -c.init_range, c.init_range)
 
     def forward(self, ids: Tensor, lengths: Tensor | None = None,
-                state: LayerState | None = None) -> tuple[Tensor, LayerState]:
+                state: LayerState | None = None, logits: bool = True) -> tuple[Tensor, LayerState]:
+        """Logits (B, T, V), or with ``logits=False`` the output layer's input (B, T, H)."""
         x = self.drop(self.embed(ids))  # (B, T, E)
         h, state = self.rnn(x, lengths, state)  # (B, T, H)
-        return self.out(self.drop(h)), state  # (B, T, V)
+        h = self.drop(h)
+        return (self.out(h) if logits else h), state
 
 
 # ---------------------------------------------------------------- data
@@ -140,17 +145,31 @@ def collate_sentences(examples: list[Tensor], indices: list[int]) -> Batch:
 
 # ---------------------------------------------------------------- objectives
 
+def _summed_cross_entropy(model: nn.Module, batch: Batch, lengths: Tensor | None, state) -> tuple[Tensor, Any]:
+    """The summed cross-entropy of the scored steps (all, or each row's first ``lengths``).
+    A LanguageModel's softmax layer and loss run fused (:func:`linear_cross_entropy`,
+    no (B, T, V) logits); other models (NPLM) score their logits."""
+    if isinstance(unwrap(model), LanguageModel):
+        h, state = model(batch.inputs, lengths, state, logits=False)  # (B, T, H)
+        mask = None if lengths is None else torch.arange(h.shape[1], device=h.device) < lengths.to(h.device)[:, None]
+        h, targets = (h.flatten(0, 1), batch.targets.flatten()) if mask is None else (h[mask], batch.targets[mask])
+        out = unwrap(model).out
+        return linear_cross_entropy(h, out.weight, out.bias, targets), state
+    logits, state = model(batch.inputs, lengths, state)  # (B, T, V)
+    if lengths is None:
+        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"), state
+    return masked_cross_entropy(logits, batch.targets, lengths, reduction=Reduction.SUM), state
+
+
 def stream_objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """Summed cross-entropy of a chunk of full rows, from the carried state."""
-    logits, state = model(batch.inputs, None, state)  # (B, k, V)
-    loss = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum")
+    loss, state = _summed_cross_entropy(model, batch, None, state)
     return StepOutput(loss, batch.targets.numel(), state)
 
 
 def sentence_objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """Summed cross-entropy over each sentence's own steps; padding is never scored."""
-    logits, state = model(batch.inputs, batch.lengths, state)  # (B, T, V)
-    loss = masked_cross_entropy(logits, batch.targets, batch.lengths, reduction=Reduction.SUM)
+    loss, state = _summed_cross_entropy(model, batch, batch.lengths, state)
     return StepOutput(loss, batch.tokens, state)
 
 
