@@ -11,8 +11,10 @@ three GEMMs of the unfused layer remain; its separate passes over an N×V tensor
 (log-softmax, NLL, their backward, the one-hot scatter) are gone.
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (rnnkit's ``--precision
-bfloat16``) the three GEMMs run in bfloat16; the softmax, the loss and the
-accumulated gradients stay float32.
+bfloat16``) the three GEMMs run in bfloat16 when there are at least
+``LOW_PRECISION_ROWS`` rows (below that, casting the weight costs more than the
+GEMMs save, and they stay float32); the softmax, the loss and the gradients
+handed back stay float32.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch.autograd.function import once_differentiable
 from rnnkit.kernels import fused
 
 CHUNK = 256  # rows per chunk of the forward GEMM and the row pass
+LOW_PRECISION_ROWS = 128  # fewer rows than this: bfloat16 GEMMs do not pay for casting the (V, H) weight
 
 
 def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:
@@ -71,8 +74,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         g, w, hl, db = ctx.saved_tensors  # g = dL/dlogits (N, V), unscaled
         wants, (h_dtype, w_dtype, b_dtype) = ctx.needs_input_grad, ctx.dtypes
         scale = grad.to(hl.dtype)  # the upstream scalar goes on the small (N, H) side of each product
-        dh = (g @ w).mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
-        dw = (g.t() @ (hl * scale)).to(w_dtype) if wants[1] else None  # (V, H)
+        with torch.autocast(device_type=hl.device.type, enabled=False):  # the dtypes chosen in forward
+            dh = (g @ w).mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
+            dw = (g.t() @ (hl * scale)).to(w_dtype) if wants[1] else None  # (V, H)
         db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None  # (V,)
         return dh, dw, db, None, None, None
 
@@ -94,5 +98,7 @@ def linear_cross_entropy(h: Tensor, weight: Tensor, bias: Tensor | None, targets
         raise ValueError(f"chunk must be >= 1; got {chunk}")
     device = h.device.type
     low = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    if h.shape[0] < LOW_PRECISION_ROWS:
+        low = None
     with torch.autocast(device_type=device, enabled=False):
         return _LinearCrossEntropy.apply(h, weight, bias, targets.long(), chunk, low)

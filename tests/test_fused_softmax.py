@@ -41,14 +41,19 @@ def test_equals_linear_then_cross_entropy(path, bias, dtype, monkeypatch):
 
 def test_bfloat16_under_autocast_is_close():
     g = torch.Generator().manual_seed(1)
-    h, w, b = torch.randn(40, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
-    t = torch.randint(0, 300, (40,), generator=g)
+    N = fused_softmax.LOW_PRECISION_ROWS + 5  # enough rows for the bfloat16 products
+    h, w, b = torch.randn(N, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
+    t = torch.randint(0, 300, (N,), generator=g)
     ref = _grads(_reference, h, w, b, t)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         ours = _grads(linear_cross_entropy, h, w, b, t)
     for a, r in zip(ours, ref):
         assert a.dtype == r.dtype == torch.float32
         torch.testing.assert_close(a, r, rtol=3e-2, atol=3e-2 * float(r.abs().max()))
+    assert not torch.equal(ours[2], _grads(linear_cross_entropy, h, w, b, t)[2])  # bfloat16 products ran
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # too few rows: float32 products, exactly
+        few = _grads(linear_cross_entropy, h[:5], w, b, t[:5])
+    torch.testing.assert_close(few[2], _grads(linear_cross_entropy, h[:5], w, b, t[:5])[2], rtol=0, atol=0)
 
 
 def test_no_gradient_wanted_gives_the_loss_only():
