@@ -25,10 +25,10 @@ test: setup
 	$(BIN)/ruff check rnnkit tests
 	$(BIN)/python -m pytest -q
 
-# DyNet's Table 2 and the layer kernels, side by side (~8 minutes; see BENCHMARKS.md).
+# DyNet's Table 2 and the layer kernels, side by side (~12 minutes; see BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
-	$(BIN)/python -m bench.table2 --threads 1 --seconds 3
+	$(BIN)/python -m bench.table2 --threads 1 --seconds 3 --bf16
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench
