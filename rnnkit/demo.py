@@ -86,7 +86,7 @@ def pos_tagger(config: DemoConfig, say) -> dict:
     neural = NeuralTagger(model, vocabs, tconfig)
     results["bilstm"] = tagging_metrics(gold, neural.tag(test_words), test_words, known)
     say(f"  BiLSTM + character BiLSTM, {fit_state.step} updates in {elapsed:.0f} s "
-        f"({fit_state.batch / len(loader.sampler):.0%} of an epoch)")
+        f"({fit_state.epoch + fit_state.batch / len(loader.sampler):.0%} of an epoch)")
     for name, label in (("most_frequent_tag", "most frequent tag"), ("hmm", "HMM (baseline)"),
                         ("bilstm", "BiLSTM tagger")):
         m = results[name]
