@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from rnnkit.kernels import fused
 
@@ -64,6 +64,16 @@ class Optimizers:
             o.load_state_dict(s)
 
 
+def _advance(state: dict, p: Tensor) -> dict:
+    """Adam's state of ``p`` (torch's names), created on first use, its step counted."""
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
+    state["step"] += 1
+    return state
+
+
 class Adam(torch.optim.Optimizer):
     """torch.optim.Adam (``decoupled=False``, L2 weight decay) or AdamW
     (``decoupled=True``), each step one call into rnnkit's C++ extension that makes
@@ -87,12 +97,7 @@ class Adam(torch.optim.Optimizer):
                 if p.grad.is_sparse or p.device.type != "cpu":
                     raise ValueError("rnnkit.optim.Adam updates dense CPU gradients; use LazyAdam for "
                                      "sparse tables and torch.optim.Adam on other devices")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
-                state["step"] += 1
+                state = _advance(self.state[p], p)
                 params.append(p)
                 grads.append(p.grad.contiguous())
                 exp_avgs.append(state["exp_avg"])
@@ -124,12 +129,7 @@ class LazyAdam(torch.optim.Optimizer):
                     continue
                 if not p.grad.is_sparse:
                     raise ValueError("LazyAdam updates sparse gradients (nn.Embedding(sparse=True)) only")
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
+                state = _advance(self.state[p], p)
                 t = state["step"]
                 kernel = fused.extension() if p.device.type == "cpu" else None
                 if kernel is not None:
