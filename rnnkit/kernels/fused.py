@@ -7,8 +7,10 @@ through autograd), then in C++ a recurrent GEMM per step into preallocated
 buffers, the gate arithmetic fused in one loop, and the backward pass through
 time written out by hand. The extension is compiled on first use (``make
 setup`` does it once) and cached by torch (``TORCH_EXTENSIONS_DIR``); if it
-cannot be built, :func:`available` is False, rnnkit says so once, and layers
-run on torch's kernels or the reference loop.
+cannot be built (or ``RNNKIT_NO_EXTENSION=1`` is set), :func:`available` is
+False, rnnkit says so once, and layers run on torch's kernels or the reference
+loop. The same extension holds the one-pass Adam updates (:mod:`rnnkit.optim`)
+and the softmax row pass (:mod:`rnnkit.fused_softmax`), which fall back likewise.
 
 The stack runs time-major: x is transposed once, the batch is sorted by length
 (longest first, as the kernel requires) once, and both are undone at the end.
