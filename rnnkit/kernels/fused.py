@@ -1,4 +1,5 @@
-"""rnnkit's own fused recurrences: a C++ extension (``csrc/recurrent.cpp``) for
+"""rnnkit's own fused recurrences: a C++ extension (``csrc/recurrent.cpp``; with
+``softmax.cpp``, ``optim.cpp`` and their shared ``common.h``) for
 every cell of :mod:`rnnkit.cells` in any configuration: Elman (tanh, relu,
 sigmoid), LSTM with peepholes and/or projection, GRU; with or without biases.
 
@@ -19,6 +20,7 @@ The stack runs time-major: x is transposed once, the batch is sorted by length
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -32,7 +34,8 @@ from torch.autograd.function import once_differentiable
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
 
 State = tuple[Tensor, ...]
-SOURCE = Path(__file__).parent / "csrc" / "recurrent.cpp"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = [CSRC / name for name in ("recurrent.cpp", "softmax.cpp", "optim.cpp")]
 ACTIVATIONS = {Activation.TANH: 0, Activation.RELU: 1, Activation.SIGMOID: 2}
 
 
@@ -55,8 +58,10 @@ def extension():
             os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         capability = torch.backends.cpu.get_cpu_capability()
         flags = ["-O3", "-fno-math-errno"] + CAPABILITY_FLAGS.get(capability, [])
-        return load(name=f"rnnkit_recurrent_{capability.lower()}", sources=[str(SOURCE)], verbose=False,
-                    extra_cflags=flags)
+        # the name carries a digest of every source file and the header, so that any edit rebuilds
+        digest = hashlib.sha1(b"".join(path.read_bytes() for path in sorted(CSRC.iterdir()))).hexdigest()[:10]
+        return load(name=f"rnnkit_kernels_{capability.lower()}_{digest}", sources=[str(path) for path in SOURCES],
+                    verbose=False, extra_cflags=flags)
     except Exception as error:  # noqa: BLE001 - any build failure means: use the other paths
         warnings.warn(f"rnnkit: the fused C++ recurrences could not be built ({type(error).__name__}: "
                       f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "

@@ -2,8 +2,9 @@
 //
 // One direction of one layer, time-major. The input half of every step is
 // already done (xp = x W_ih^T + b for all T steps, one GEMM in Python, where
-// autograd differentiates it). Per step: one recurrent GEMM into a
-// preallocated buffer, then the gate arithmetic in one fused loop. The
+// autograd differentiates it). Per step: one recurrent GEMM (a direct BLAS
+// call, no tensor made in the time loop) into a preallocated buffer, then the
+// gate arithmetic in one vectorised loop. The
 // backward pass through time is written out (seed 003's rules for the LSTM):
 // per step one fused loop and one GEMM for the gradient of the previous
 // state; the weight gradients are single large GEMMs over all steps at the end.
@@ -16,34 +17,15 @@
 // rule, so each sequence starts at its own last position.
 //
 // Shapes: T steps, B batch, H hidden, R = H or the projection size P.
+//
+// This file also binds the module: the softmax loss rows (softmax.cpp) and the
+// Adam updates (optim.cpp) share its helpers (common.h).
 
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
+#include "common.h"
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <mutex>
-#include <type_traits>
-#include <vector>
-
+namespace rnnkit {
 namespace {
 
-using at::Tensor;
-
-// The elementwise loops run on ATen's vector type (AVX-512/AVX2 with Sleef's
-// exp and tanh where torch was built for them); the last partial vector of a
-// row is loaded and stored with a count.
-template <typename T> using Vec = at::vec::Vectorized<T>;
-template <typename T> inline Vec<T> vsigm(const Vec<T>& x) { return Vec<T>(T(1)) / (Vec<T>(T(1)) + x.neg().exp()); }
-
-// Calls f(j, count) for each vector of a row of width H.
-template <typename T, typename F> inline void for_vectors(int64_t H, const F& f) {
-  constexpr int64_t K = Vec<T>::size();
-  for (int64_t j = 0; j < H; j += K) f(j, static_cast<int>(std::min<int64_t>(K, H - j)));
-}
 
 // Rows still running at each time step: n[t] = #{b : lengths[b] > t}.
 std::vector<int64_t> active_rows(const Tensor& lengths, int64_t T, int64_t B) {
@@ -69,49 +51,6 @@ inline Tensor buffer(at::IntArrayRef sizes, const at::TensorOptions& opts, const
 
 inline int64_t step_time(int64_t k, int64_t T, bool reverse) { return reverse ? T - 1 - k : k; }
 
-// Parallel over rows, with enough work per task to pay for a thread.
-template <typename F> void for_rows(int64_t n, int64_t width, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1));
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) f(b);
-  });
-}
-
-// The per-step products call BLAS directly (the Fortran interface of the BLAS
-// torch is linked with): no tensor is made inside the time loop.
-extern "C" {
-void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
-            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-            const int* ldc);
-void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
-            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
-            const int* ldc);
-}
-
-inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
-                 const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-                 const int* ldc) { sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
-inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
-                 const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
-                 const int* ldc) { dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
-
-// Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
-// column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
-template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
-  if (m == 0 || n == 0) return;
-  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
-  const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
-  const int lda = static_cast<int>(trans_b ? k : n), ldb = static_cast<int>(trans_a ? m : k), ldc = M;
-  const T one(1);
-  blas(&tb, &ta, &M, &N, &K, &one, b, &lda, a, &ldb, &beta, c, &ldc);
-}
-
-template <typename T> inline void copy_rows(T* dst, const T* src, int64_t count) {
-  std::memcpy(dst, src, sizeof(T) * count);
-}
-
-template <typename T> inline T* ptr(const Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr; }
 
 // ---------------------------------------------------------------- LSTM ----
 
@@ -445,187 +384,18 @@ std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const
   return {dpre, dh, d_w_hh};
 }
 
-// ------------------------------------------------------ softmax loss ----
-// z (n, V): logits in; softmax(z) - onehot(target) out, in place (the gradient of the
-// summed cross-entropy). Returns each row's loss, logsumexp(z) - z[target]. Two passes
-// over a row (max, then exp-sum), a third to write the softmax.
-
-template <typename T> T row_max(const T* r, int64_t V) {
-  using Vv = Vec<T>;
-  constexpr int64_t K = Vv::size();
-  Vv mv(-std::numeric_limits<T>::infinity());
-  int64_t j = 0;
-  for (; j + K <= V; j += K) mv = at::vec::maximum(mv, Vv::loadu(r + j));
-  T lanes[K];
-  mv.store(lanes);
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t i = 0; i < K; ++i) m = std::max(m, lanes[i]);
-  for (; j < V; ++j) m = std::max(m, r[j]);
-  return m;
-}
-
-template <typename T> T row_exp_sum(const T* r, int64_t V, T shift) {
-  using Vv = Vec<T>;
-  constexpr int64_t K = Vv::size();
-  Vv acc(T(0)), vs(shift);
-  int64_t j = 0;
-  for (; j + K <= V; j += K) acc = acc + (Vv::loadu(r + j) - vs).exp();
-  T lanes[K];
-  acc.store(lanes);
-  T sum = 0;
-  for (int64_t i = 0; i < K; ++i) sum += lanes[i];
-  for (; j < V; ++j) sum += std::exp(r[j] - shift);
-  return sum;
-}
-
-// One row in T (float or double): loss, and the row overwritten with softmax - onehot.
-template <typename T> T xent_row(T* r, int64_t V, int64_t t) {
-  using Vv = Vec<T>;
-  const T m = row_max(r, V);
-  const T lse = m + std::log(row_exp_sum(r, V, m));
-  const T loss = lse - r[t];
-  const Vv vl(lse);
-  for_vectors<T>(V, [&](int64_t j, int k) { (Vv::loadu(r + j, k) - vl).exp().store(r + j, k); });
-  r[t] -= T(1);
-  return loss;
-}
-
-// Rows of z (n, V) stored in S (float, double or bfloat16), computed in T (float or
-// double): z + bias -> softmax - onehot, stored back in S; loss (n,) and, if db is given,
-// db (V,) += the column sums of softmax - onehot (per-task partial sums, merged at the end).
-template <typename S, typename T>
-void xent_rows(S* zp, int64_t ld, int64_t n, int64_t V, const int64_t* tp, const T* bias, T* lp, T* db) {
-  std::mutex merge;
-  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> buffer(std::is_same_v<S, T> ? 0 : V), partial(db ? V : 0, T(0));
-    for (int64_t b = begin; b < end; ++b) {
-      S* r = zp + b * ld;
-      T* row = nullptr;
-      if constexpr (std::is_same_v<S, T>) row = r; else row = buffer.data();
-      for (int64_t j = 0; j < V; ++j) row[j] = static_cast<T>(r[j]) + (bias ? bias[j] : T(0));
-      lp[b] = xent_row(row, V, tp[b]);
-      if constexpr (!std::is_same_v<S, T>) for (int64_t j = 0; j < V; ++j) r[j] = static_cast<S>(row[j]);
-      if (db) for (int64_t j = 0; j < V; ++j) partial[j] += row[j];
-    }
-    if (db) {
-      std::lock_guard<std::mutex> lock(merge);
-      for (int64_t j = 0; j < V; ++j) db[j] += partial[j];
-    }
-  });
-}
-
-// z (n, V) float, double or bfloat16; bias (V,) and db (V,) in the compute type (float for
-// bfloat16) or empty. Returns the loss of each row (n,) in the compute type.
-Tensor softmax_xent_(Tensor& z, const Tensor& target, const Tensor& bias, Tensor& db) {
-  TORCH_CHECK(z.dim() == 2 && z.stride(1) == 1 && target.scalar_type() == at::kLong, "softmax_xent_: z (n, V)");
-  const int64_t n = z.size(0), V = z.size(1), ld = z.stride(0);
-  const Tensor tgt = target.contiguous(), b = bias.contiguous();
-  const int64_t* tp = tgt.data_ptr<int64_t>();
-  const auto compute = z.scalar_type() == at::kBFloat16 ? at::kFloat : z.scalar_type();
-  TORCH_CHECK((b.numel() == 0 || b.scalar_type() == compute) && (db.numel() == 0 || db.scalar_type() == compute),
-              "softmax_xent_: bias and db in the compute dtype");
-  Tensor loss = at::empty({n}, z.options().dtype(compute));
-  AT_DISPATCH_FLOATING_TYPES(compute, "softmax_xent_", [&] {
-    using T = scalar_t;
-    if (z.scalar_type() == at::kBFloat16)
-      xent_rows<at::BFloat16, T>(z.data_ptr<at::BFloat16>(), ld, n, V, tp, ptr<T>(b), ptr<T>(loss), ptr<T>(db));
-    else
-      xent_rows<T, T>(ptr<T>(z), ld, n, V, tp, ptr<T>(b), ptr<T>(loss), ptr<T>(db));
-  });
-  return loss;
-}
-
-// --------------------------------------------------------- optimizers ----
-// One pass over each tensor: the update of torch.optim.Adam (L2 weight decay) or
-// AdamW (decoupled), without the Python bookkeeping per step.
-
-template <typename T>
-void adam_tensor(T* p, const T* g, T* m, T* v, int64_t numel, T lr, T beta1, T beta2, T eps, T weight_decay,
-                 bool decoupled, int64_t step) {
-  using V = Vec<T>;
-  const T bc1 = T(1) - std::pow(beta1, T(step)), bc2_sqrt = std::sqrt(T(1) - std::pow(beta2, T(step)));
-  const T step_size = lr / bc1, decay = decoupled ? T(1) - lr * weight_decay : T(1);
-  const T l2 = decoupled ? T(0) : weight_decay;
-  const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), vs(step_size), ve(eps), vb(bc2_sqrt);
-  const V vdecay(decay), vl2(l2);
-  at::parallel_for(0, numel, 32768, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i += V::size()) {
-      const int k = static_cast<int>(std::min<int64_t>(V::size(), end - i));
-      V pv = V::loadu(p + i, k) * vdecay;
-      const V gv = V::loadu(g + i, k) + vl2 * pv;
-      const V mv = b1 * V::loadu(m + i, k) + c1 * gv;
-      const V vv = b2 * V::loadu(v + i, k) + c2 * gv * gv;
-      pv = pv - vs * mv / (vv.sqrt() / vb + ve);
-      mv.store(m + i, k); vv.store(v + i, k); pv.store(p + i, k);
-    }
-  });
-}
-
-void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m,
-               const std::vector<Tensor>& v, const std::vector<int64_t>& steps, double lr, double beta1,
-               double beta2, double eps, double weight_decay, bool decoupled) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    TORCH_CHECK(params[i].is_contiguous() && grads[i].is_contiguous() && m[i].is_contiguous() &&
-                v[i].is_contiguous() && grads[i].numel() == params[i].numel(), "adam_step: contiguous, same size");
-    AT_DISPATCH_FLOATING_TYPES(params[i].scalar_type(), "adam_step", [&] {
-      adam_tensor<scalar_t>(ptr<scalar_t>(params[i]), ptr<scalar_t>(grads[i]), ptr<scalar_t>(m[i]),
-                            ptr<scalar_t>(v[i]), params[i].numel(), lr, beta1, beta2, eps, weight_decay,
-                            decoupled, steps[i]);
-    });
-  }
-}
-
-// Adam on the rows a sparse gradient names (uncoalesced: repeated rows are summed first),
-// with torch.optim.SparseAdam's update: p -= lr sqrt(bc2)/bc1 * m / (sqrt(v) + eps).
-void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
-                    const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps) {
-  const Tensor rows = rows_in.contiguous(), values = values_in.contiguous();
-  TORCH_CHECK(param.is_contiguous() && m.is_contiguous() && v.is_contiguous() && rows.scalar_type() == at::kLong,
-              "lazy_adam_step: contiguous tensors and int64 rows");
-  const int64_t N = rows.numel(), D = N ? values.numel() / N : 0;
-  const int64_t* r = rows.data_ptr<int64_t>();
-  std::vector<int64_t> order(N);
-  for (int64_t i = 0; i < N; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] < r[b]; });
-  AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "lazy_adam_step", [&] {
-    using T = scalar_t;
-    using V = Vec<T>;
-    const T bc1 = T(1) - std::pow(T(beta1), T(step)), bc2 = T(1) - std::pow(T(beta2), T(step));
-    const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), ve(eps), vs(T(lr) * std::sqrt(bc2) / bc1);
-    T *p = ptr<T>(param), *mp = ptr<T>(m), *vp = ptr<T>(v);
-    const T* g = ptr<T>(values);
-    std::vector<T> sum(D);
-    for (int64_t i = 0; i < N;) {
-      const int64_t row = r[order[i]];
-      std::memcpy(sum.data(), g + order[i] * D, sizeof(T) * D);
-      int64_t j = i + 1;
-      for (; j < N && r[order[j]] == row; ++j)
-        for (int64_t d = 0; d < D; ++d) sum[d] += g[order[j] * D + d];
-      T *pr = p + row * D, *mr = mp + row * D, *vr = vp + row * D;
-      for (int64_t d = 0; d < D; d += V::size()) {
-        const int k = static_cast<int>(std::min<int64_t>(V::size(), D - d));
-        const V gv = V::loadu(sum.data() + d, k);
-        const V mv = b1 * V::loadu(mr + d, k) + c1 * gv;
-        const V vv = b2 * V::loadu(vr + d, k) + c2 * gv * gv;
-        (V::loadu(pr + d, k) - vs * mv / (vv.sqrt() + ve)).store(pr + d, k);
-        mv.store(mr + d, k); vv.store(vr + d, k);
-      }
-      i = j;
-    }
-  });
-}
-
 }  // namespace
+}  // namespace rnnkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's fused CPU recurrences (one direction of one layer, time-major) and Adam updates";
-  m.def("lstm_forward", &lstm_forward);
-  m.def("lstm_backward", &lstm_backward);
-  m.def("gru_forward", &gru_forward);
-  m.def("gru_backward", &gru_backward);
-  m.def("elman_forward", &elman_forward);
-  m.def("elman_backward", &elman_backward);
-  m.def("softmax_xent_", &softmax_xent_);
-  m.def("adam_step", &adam_step);
-  m.def("lazy_adam_step", &lazy_adam_step);
+  m.def("lstm_forward", &rnnkit::lstm_forward);
+  m.def("lstm_backward", &rnnkit::lstm_backward);
+  m.def("gru_forward", &rnnkit::gru_forward);
+  m.def("gru_backward", &rnnkit::gru_backward);
+  m.def("elman_forward", &rnnkit::elman_forward);
+  m.def("elman_backward", &rnnkit::elman_backward);
+  m.def("softmax_xent_", &rnnkit::softmax_xent_);
+  m.def("adam_step", &rnnkit::adam_step);
+  m.def("lazy_adam_step", &rnnkit::lazy_adam_step);
 }

@@ -1,0 +1,81 @@
+// Shared by rnnkit's C++ kernels: ATen's vector type, row loops, direct BLAS calls.
+#pragma once
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace rnnkit {
+
+using at::Tensor;
+
+// The elementwise loops run on ATen's vector type (AVX-512/AVX2 with Sleef's
+// exp and tanh where torch was built for them); the last partial vector of a
+// row is loaded and stored with a count.
+template <typename T> using Vec = at::vec::Vectorized<T>;
+template <typename T> inline Vec<T> vsigm(const Vec<T>& x) { return Vec<T>(T(1)) / (Vec<T>(T(1)) + x.neg().exp()); }
+
+// Calls f(j, count) for each vector of a row of width H.
+template <typename T, typename F> inline void for_vectors(int64_t H, const F& f) {
+  constexpr int64_t K = Vec<T>::size();
+  for (int64_t j = 0; j < H; j += K) f(j, static_cast<int>(std::min<int64_t>(K, H - j)));
+}
+
+// Parallel over rows, with enough work per task to pay for a thread.
+template <typename F> void for_rows(int64_t n, int64_t width, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(width, 1));
+  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) f(b);
+  });
+}
+
+// The per-step products call BLAS directly (the Fortran interface of the BLAS
+// torch is linked with): no tensor is made inside the time loop.
+extern "C" {
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+}
+
+inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+                 const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                 const int* ldc) { sgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+inline void blas(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+                 const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+                 const int* ldc) { dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
+
+// Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
+// column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
+  if (m == 0 || n == 0) return;
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int M = static_cast<int>(n), N = static_cast<int>(m), K = static_cast<int>(k);
+  const int lda = static_cast<int>(trans_b ? k : n), ldb = static_cast<int>(trans_a ? m : k), ldc = M;
+  const T one(1);
+  blas(&tb, &ta, &M, &N, &K, &one, b, &lda, a, &ldb, &beta, c, &ldc);
+}
+
+template <typename T> inline void copy_rows(T* dst, const T* src, int64_t count) {
+  std::memcpy(dst, src, sizeof(T) * count);
+}
+
+template <typename T> inline T* ptr(const Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr; }
+
+// The entry points of softmax.cpp and optim.cpp (bound in recurrent.cpp).
+Tensor softmax_xent_(Tensor& z, const Tensor& target, const Tensor& bias, Tensor& db);
+void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m,
+               const std::vector<Tensor>& v, const std::vector<int64_t>& steps, double lr, double beta1,
+               double beta2, double eps, double weight_decay, bool decoupled);
+void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
+                    const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps);
+
+}  // namespace rnnkit
