@@ -48,8 +48,13 @@ template <typename T> T xent_row(T* r, int64_t V, int64_t t) {
   const T m = row_max(r, V);
   const T lse = m + std::log(row_exp_sum(r, V, m));
   const T loss = lse - r[t];
-  const Vv vl(lse);
-  for_vectors<T>(V, [&](int64_t j, int k) { (Vv::loadu(r + j, k) - vl).exp().store(r + j, k); });
+  // Probabilities below the smallest normal number are written as 0: denormal
+  // operands make the gradient GEMMs that read this row many times slower.
+  const Vv vl(lse), zero(T(0)), tiny(std::numeric_limits<T>::min());
+  for_vectors<T>(V, [&](int64_t j, int k) {
+    const Vv p = (Vv::loadu(r + j, k) - vl).exp();
+    Vv::blendv(p, zero, p < tiny).store(r + j, k);
+  });
   r[t] -= T(1);
   return loss;
 }
