@@ -159,7 +159,7 @@ def run_direction(cell: Cell, x: Tensor, lengths: Tensor, state: State, reverse:
 
 def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | None, states: list[State],
               dropout: float, training: bool) -> tuple[Tensor, list[State]]:
-    """Every layer of a stack: x (B, T, I) zero past each length, lengths (B,) all >= 1 or None.
+    """Every layer of a stack: x (B, T, I) zero past each length, lengths (B,) in [0, T] or None.
 
     Returns y (B, T, D·H_out), zero past each length, and each cell's final state
     (``cells[l·D + d]``), in the batch's own order.

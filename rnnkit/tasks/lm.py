@@ -34,6 +34,7 @@ from rnnkit.distributed import unwrap
 from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.losses import Reduction, masked_cross_entropy
+from rnnkit.pooling import valid_steps
 from rnnkit.train import StepOutput
 from rnnkit.vocab import BOS, EOS, UNK, Vocab
 
@@ -151,7 +152,7 @@ def _summed_cross_entropy(model: nn.Module, batch: Batch, lengths: Tensor | None
     no (B, T, V) logits); other models (NPLM) score their logits."""
     if isinstance(unwrap(model), LanguageModel):
         h, state = model(batch.inputs, lengths, state, logits=False)  # (B, T, H)
-        mask = None if lengths is None else torch.arange(h.shape[1], device=h.device) < lengths.to(h.device)[:, None]
+        mask = None if lengths is None else valid_steps(lengths.to(h.device), h.shape[1])  # (B, T)
         h, targets = (h.flatten(0, 1), batch.targets.flatten()) if mask is None else (h[mask], batch.targets[mask])
         out = unwrap(model).out
         return linear_cross_entropy(h, out.weight, out.bias, targets), state
