@@ -329,3 +329,27 @@ def test_without_the_extension_layers_fall_back_and_say_so_once(monkeypatch):
             layer(x)
     finally:
         fused.extension.cache_clear()
+
+
+@pytest.mark.parametrize("make", [lambda: LSTM(3, 64, peephole=True), lambda: GRU(3, 64),
+                                  lambda: RNN(3, 64, activation=Activation.RELU)], ids=["lstm", "gru", "elman"])
+def test_extension_splits_large_batches_across_threads(make):
+    """With two threads the C++ row loops of a 300-sequence batch run in parallel chunks:
+    the result must equal the reference loop's (no row written by two threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lengths = torch.randint(1, 5, (300,), generator=torch.Generator().manual_seed(0))
+        results = []
+        for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
+            torch.manual_seed(4)
+            layer = make().double()
+            layer.kernel = kernel
+            x = torch.randn(300, 4, 3, dtype=torch.float64, requires_grad=True)
+            y, _ = layer(x, lengths)
+            (y * torch.randn_like(y, generator=torch.Generator().manual_seed(1))).sum().backward()
+            results.append([y, x.grad, *(p.grad for p in layer.parameters())])
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_num_threads(threads)

@@ -57,11 +57,14 @@ def extension():
         if shutil.which("ninja") is None:  # the ninja wheel's binary sits beside this interpreter
             os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         capability = torch.backends.cpu.get_cpu_capability()
-        flags = ["-O3", "-fno-math-errno"] + CAPABILITY_FLAGS.get(capability, [])
-        # the name carries a digest of every source file and the header, so that any edit rebuilds
-        digest = hashlib.sha1(b"".join(path.read_bytes() for path in sorted(CSRC.iterdir()))).hexdigest()[:10]
+        # -fopenmp: at::parallel_for is inline and runs serially unless compiled with OpenMP; the
+        # loader then binds the libgomp.so.1 that torch already loaded (one thread pool)
+        flags = ["-O3", "-fno-math-errno", "-fopenmp"] + CAPABILITY_FLAGS.get(capability, [])
+        # the name carries a digest of the flags, every source file and the header: any edit rebuilds
+        sources = b"".join(path.read_bytes() for path in sorted(CSRC.iterdir()))
+        digest = hashlib.sha1(" ".join(flags).encode() + sources).hexdigest()[:10]
         return load(name=f"rnnkit_kernels_{capability.lower()}_{digest}", sources=[str(path) for path in SOURCES],
-                    verbose=False, extra_cflags=flags)
+                    verbose=False, extra_cflags=flags, extra_ldflags=["-fopenmp"])
     except Exception as error:  # noqa: BLE001 - any build failure means: use the other paths
         warnings.warn(f"rnnkit: the fused C++ recurrences could not be built ({type(error).__name__}: "
                       f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "
