@@ -96,13 +96,15 @@ class Recurrent(nn.Module):
         """
         x = check_input(x, self.input_size)
         lengths = check_lengths(lengths, x)
-        states = self._cell_states(state, x)
         inp = zero_padding(x, lengths)
         kernel = self._kernel(x, lengths)
-        if kernel is Kernel.EXTENSION:
-            y, finals = fused.run_stack(list(self.cells), self.num_layers, inp, lengths, states,
-                                        self.dropout, self.training)
-            return y, self._layer_state(finals)
+        if kernel is Kernel.EXTENSION:  # zero initial states are made in C++
+            zeros = state is None and self.initial_state is None
+            y, final = fused.run_stack(list(self.cells), self.num_layers, inp, lengths,
+                                       None if zeros else self._cell_states(state, x), self.dropout,
+                                       self.training)
+            return y, final[0] if len(final) == 1 else final
+        states = self._cell_states(state, x)
         D, finals = self.num_directions, []
         for layer in range(self.num_layers):
             if kernel is Kernel.TORCH:

@@ -1,12 +1,13 @@
-"""rnnkit's own fused recurrences: a C++ extension (``csrc/recurrent.cpp``; with
-``softmax.cpp``, ``optim.cpp`` and their shared ``common.h``) for
-every cell of :mod:`rnnkit.cells` in any configuration: Elman (tanh, relu,
-sigmoid), LSTM with peepholes and/or projection, GRU; with or without biases.
+"""rnnkit's own fused recurrences: a C++ extension (``csrc/layer.cpp`` and
+``recurrent.cpp``; with ``softmax.cpp``, ``optim.cpp`` and their shared
+``common.h``) for every cell of :mod:`rnnkit.cells` in any configuration: Elman
+(tanh, relu, sigmoid), LSTM with peepholes and/or projection, GRU; with or
+without biases.
 
-Per layer and direction: one GEMM for the input projections of all steps (here,
-through autograd), then in C++ a recurrent GEMM per step into preallocated
-buffers, the gate arithmetic fused in one loop, and the backward pass through
-time written out by hand. The extension is compiled on first use (``make
+One call per layer each way, for every direction: per direction one GEMM for
+the input projections of all steps, then a recurrent GEMM per step into
+preallocated buffers, the gate arithmetic fused in one loop; the backward pass
+through time, and of the projections, written out by hand. The extension is compiled on first use (``make
 setup`` does it once) and cached by torch (``TORCH_EXTENSIONS_DIR``); if it
 cannot be built (or ``RNNKIT_NO_EXTENSION=1`` is set), :func:`available` is
 False, rnnkit says so once, and layers run on torch's kernels or the reference
@@ -35,7 +36,7 @@ from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
 
 State = tuple[Tensor, ...]
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = [CSRC / name for name in ("recurrent.cpp", "softmax.cpp", "optim.cpp")]
+SOURCES = [CSRC / name for name in ("layer.cpp", "recurrent.cpp", "softmax.cpp", "optim.cpp")]
 ACTIVATIONS = {Activation.TANH: 0, Activation.RELU: 1, Activation.SIGMOID: 2}
 
 
@@ -82,92 +83,60 @@ def supports(cell: Cell, x: Tensor) -> bool:
             and x.dtype in (torch.float32, torch.float64) and available())
 
 
-def _empty(like: Tensor) -> Tensor:
-    return like.new_empty(0)
+KINDS = {ElmanCell: 0, LSTMCell: 1, GRUCell: 2}  # layer.cpp's Kind
 
 
-class _LSTM(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, xp, h0, c0, w_hh, w_ch, w_hr, lengths, reverse):
-        y, h, c, *saved = extension().lstm_forward(xp, h0, c0, w_hh, w_ch, w_hr, lengths, reverse)
-        ctx.save_for_backward(*saved, w_hh, w_ch, w_hr, lengths)
-        ctx.reverse = reverse
-        return y, h, c
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh, dc):
-        gates, cs, hprev, cprev, m, w_hh, w_ch, w_hr, lengths = ctx.saved_tensors
-        dy, dh, dc = (g.contiguous() for g in (dy, dh, dc))
-        dxp, dh0, dc0, dw_hh, dw_ch, dw_hr = extension().lstm_backward(
-            dy, dh, dc, gates, cs, hprev, cprev, m, w_hh, w_ch, w_hr, lengths, ctx.reverse)
-        return (dxp, dh0, dc0, dw_hh, dw_ch if w_ch.numel() else None, dw_hr if w_hr.numel() else None,
-                None, None)
-
-
-class _GRU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, lengths, reverse):
-        y, h, *saved = extension().gru_forward(xp, h0, w_hh, b_hh, lengths, reverse)
-        ctx.save_for_backward(*saved, w_hh, lengths)
-        ctx.reverse, ctx.bias = reverse, b_hh.numel() > 0
-        return y, h
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh):
-        act, hn, hprev, w_hh, lengths = ctx.saved_tensors
-        dxp, dh0, dw_hh, db_hh = extension().gru_backward(dy.contiguous(), dh.contiguous(), act, hn, hprev,
-                                                           w_hh, ctx.bias, lengths, ctx.reverse)
-        return dxp, dh0, dw_hh, db_hh if ctx.bias else None, None, None
-
-
-class _Elman(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, xp, h0, w_hh, activation, lengths, reverse):
-        y, h, hprev = extension().elman_forward(xp, h0, w_hh, activation, lengths, reverse)
-        ctx.save_for_backward(y, hprev, w_hh, lengths)
-        ctx.reverse, ctx.activation = reverse, activation
-        return y, h
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy, dh):
-        y, hprev, w_hh, lengths = ctx.saved_tensors
-        dxp, dh0, dw_hh = extension().elman_backward(dy.contiguous(), dh.contiguous(), y, hprev, w_hh,
-                                                      ctx.activation, lengths, ctx.reverse)
-        return dxp, dh0, dw_hh, None, None, None
-
-
-def run_direction(cell: Cell, x: Tensor, lengths: Tensor, state: State, reverse: bool) -> tuple[Tensor, State]:
-    """One direction of one layer, time-major: x (T, B, I) -> y (T, B, H_out), final state.
-
-    ``lengths``: (B,) CPU int64 sorted longest first, or an empty tensor for all T.
-    """
-    # (T, B, G): every step's input half in one GEMM (bfloat16 under autocast; the recurrence runs
-    # in the weights' dtype)
-    xp = cell.project(x).to(cell.weight_hh.dtype).contiguous()
+def _direction(cell: Cell, state: State | None) -> list[Tensor]:
+    """The tensors of one direction in layer.cpp's order; empty for an absent one (an
+    absent initial state is zeros)."""
+    empty = cell.weight_ih.new_empty(0)
+    h0, c0 = (empty, empty) if state is None else (state[0], state[-1])
     if isinstance(cell, LSTMCell):
-        w_ch = cell.weight_ch if cell.weight_ch is not None else _empty(xp)
-        w_hr = cell.weight_hr if cell.weight_hr is not None else _empty(xp)
-        y, h, c = _LSTM.apply(xp, state[0], state[1], cell.weight_hh, w_ch, w_hr, lengths, reverse)
-        return y, (h, c)
+        return [cell.weight_ih, _or(cell.bias, empty), h0, c0, cell.weight_hh, _or(cell.weight_ch, empty),
+                _or(cell.weight_hr, empty)]
     if isinstance(cell, GRUCell):
-        b_hh = cell.bias_hh if cell.bias_hh is not None else _empty(xp)
-        y, h = _GRU.apply(xp, state[0], cell.weight_hh, b_hh, lengths, reverse)
-        return y, (h,)
-    y, h = _Elman.apply(xp, state[0], cell.weight_hh, ACTIVATIONS[cell.activation], lengths, reverse)
-    return y, (h,)
+        return [cell.weight_ih, _or(cell.bias_ih, empty), h0, cell.weight_hh, _or(cell.bias_hh, empty)]
+    return [cell.weight_ih, _or(cell.bias, empty), h0, cell.weight_hh]
 
 
-def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | None, states: list[State],
-              dropout: float, training: bool) -> tuple[Tensor, list[State]]:
-    """Every layer of a stack: x (B, T, I) zero past each length, lengths (B,) in [0, T] or None.
+def _or(t: Tensor | None, empty: Tensor) -> Tensor:
+    return empty if t is None else t
 
-    Returns y (B, T, D·H_out), zero past each length, and each cell's final state
-    (``cells[l·D + d]``), in the batch's own order.
+
+class _Layer(torch.autograd.Function):
+    """One layer, every direction: layer.cpp's forward and backward, one call each."""
+
+    @staticmethod
+    def forward(ctx, kind, activation, lengths, low, x, *params):
+        y, finals, saved = extension().layer_forward(kind, x, list(params), activation, lengths, low)
+        ctx.save_for_backward(x, *params, *saved)
+        ctx.spec = (kind, activation, lengths, low, len(params))
+        return (y, *finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy, *dfinals):
+        kind, activation, lengths, low, n = ctx.spec
+        x, *rest = ctx.saved_tensors
+        grads = extension().layer_backward(kind, dy, list(dfinals), x, rest[:n], rest[n:], activation, lengths,
+                                           low, ctx.needs_input_grad[4])
+        return (None, None, None, None, *grads)
+
+
+def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | None,
+              states: list[State] | None, dropout: float, training: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Every layer of a stack: x (B, T, I) zero past each length, lengths (B,) in [0, T] or
+    None; ``states`` one per cell (``cells[l·D + d]``), or None for zeros.
+
+    Returns y (B, T, D·H_out), zero past each length, and the final state as the layer
+    returns it, (h (L·D, B, H_out),) or for the LSTM (h, c (L·D, B, H)), in the batch's order.
+    Under bfloat16 autocast the input projections run in bfloat16; the recurrences in
+    the weights' dtype.
     """
     D = len(cells) // num_layers
+    kind = KINDS[type(cells[0])]
+    activation = ACTIVATIONS[cells[0].activation] if isinstance(cells[0], ElmanCell) else 0
+    low = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     order = None
     if lengths is not None and bool((lengths == x.shape[1]).all()):
         lengths = None
@@ -177,20 +146,21 @@ def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | N
     else:
         sorted_lengths, order = torch.sort(lengths.cpu().long(), descending=True, stable=True)
         inp = x.transpose(0, 1)[:, order]  # (T, B, I), longest first
-        states = [tuple(s[order] for s in state) for state in states]
-    finals: list[State] = []
+        if states is not None:
+            states = [tuple(s[order] for s in state) for state in states]
+    finals: list[tuple[Tensor, ...]] = []  # per layer: h (D, B, R) [, c (D, B, H)]
     for layer in range(num_layers):
-        outputs = []
-        for direction in range(D):
-            k = layer * D + direction
-            y, final = run_direction(cells[k], inp, sorted_lengths, states[k], reverse=direction == 1)
-            outputs.append(y)  # (T, B, H_out)
-            finals.append(final)
-        inp = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (T, B, D·H_out)
+        params = [t for d in range(D)
+                  for t in _direction(cells[layer * D + d], None if states is None else states[layer * D + d])]
+        y, *layer_finals = _Layer.apply(kind, activation, sorted_lengths, low,
+                                        inp.to(cells[layer * D].weight_ih.dtype), *params)
+        finals.append(tuple(layer_finals))
+        inp = y  # (T, B, D·H_out)
         if layer < num_layers - 1 and dropout > 0:
             inp = nn.functional.dropout(inp, dropout, training)
+    state = tuple(f[0] if num_layers == 1 else torch.cat(f, dim=0) for f in zip(*finals))  # each (L·D, B, n)
     if order is not None:
         unsort = torch.argsort(order)
         inp = inp[:, unsort]
-        finals = [tuple(s[unsort] for s in state) for state in finals]
-    return inp.transpose(0, 1).contiguous(), finals  # (B, T, D·H_out)
+        state = tuple(s[:, unsort] for s in state)
+    return inp.transpose(0, 1).contiguous(), state  # (B, T, D·H_out)

@@ -70,7 +70,25 @@ template <typename T> inline void copy_rows(T* dst, const T* src, int64_t count)
 
 template <typename T> inline T* ptr(const Tensor& t) { return t.numel() ? t.data_ptr<T>() : nullptr; }
 
-// The entry points of softmax.cpp and optim.cpp (bound in recurrent.cpp).
+// One direction of one layer (recurrent.cpp), run by layer.cpp. xp (T, B, G): the
+// input projections; lengths: CPU int64 (B,) sorted longest first, or empty for all T.
+std::vector<Tensor> lstm_forward(const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                                 const Tensor& w_ch, const Tensor& w_hr, const Tensor& lengths, bool reverse);
+std::vector<Tensor> lstm_backward(const Tensor& dy, const Tensor& dhT, const Tensor& dcT, const Tensor& gates,
+                                  const Tensor& cs, const Tensor& hprev, const Tensor& cprev, const Tensor& m,
+                                  const Tensor& w_hh, const Tensor& w_ch, const Tensor& w_hr, const Tensor& lengths,
+                                  bool reverse);
+std::vector<Tensor> gru_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, const Tensor& b_hh,
+                                const Tensor& lengths, bool reverse);
+std::vector<Tensor> gru_backward(const Tensor& dy, const Tensor& dhT, const Tensor& act, const Tensor& hn,
+                                 const Tensor& hprev, const Tensor& w_hh, bool bias, const Tensor& lengths,
+                                 bool reverse);
+std::vector<Tensor> elman_forward(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, int64_t activation,
+                                  const Tensor& lengths, bool reverse);
+std::vector<Tensor> elman_backward(const Tensor& dy, const Tensor& dhT, const Tensor& y, const Tensor& hprev,
+                                   const Tensor& w_hh, int64_t activation, const Tensor& lengths, bool reverse);
+
+// The entry points of softmax.cpp and optim.cpp (bound in layer.cpp).
 Tensor softmax_xent_(Tensor& z, const Tensor& target, const Tensor& bias, Tensor& db);
 void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& m,
                const std::vector<Tensor>& v, const std::vector<int64_t>& steps, double lr, double beta1,

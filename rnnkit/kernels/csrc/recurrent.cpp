@@ -1,11 +1,10 @@
 // Fused CPU recurrences for rnnkit: Elman, LSTM (peepholes, projection) and GRU.
 //
 // One direction of one layer, time-major. The input half of every step is
-// already done (xp = x W_ih^T + b for all T steps, one GEMM in Python, where
-// autograd differentiates it). Per step: one recurrent GEMM (a direct BLAS
-// call, no tensor made in the time loop) into a preallocated buffer, then the
-// gate arithmetic in one vectorised loop. The
-// backward pass through time is written out (seed 003's rules for the LSTM):
+// already done (xp = x W_ih^T + b for all T steps: one GEMM in layer.cpp).
+// Per step: one recurrent GEMM (a direct BLAS call, no tensor made in the time
+// loop) into a preallocated buffer, then the gate arithmetic in one vectorised
+// loop. The backward pass through time is written out (seed 003's rules for the LSTM):
 // per step one fused loop and one GEMM for the gradient of the previous
 // state; the weight gradients are single large GEMMs over all steps at the end.
 //
@@ -18,13 +17,12 @@
 //
 // Shapes: T steps, B batch, H hidden, R = H or the projection size P.
 //
-// This file also binds the module: the softmax loss rows (softmax.cpp) and the
-// Adam updates (optim.cpp) share its helpers (common.h).
+// layer.cpp runs these per direction for a whole layer (the input projections
+// included) and binds the module.
 
 #include "common.h"
 
 namespace rnnkit {
-namespace {
 
 
 // Rows still running at each time step: n[t] = #{b : lengths[b] > t}.
@@ -384,18 +382,4 @@ std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const
   return {dpre, dh, d_w_hh};
 }
 
-}  // namespace
 }  // namespace rnnkit
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "rnnkit's fused CPU recurrences (one direction of one layer, time-major) and Adam updates";
-  m.def("lstm_forward", &rnnkit::lstm_forward);
-  m.def("lstm_backward", &rnnkit::lstm_backward);
-  m.def("gru_forward", &rnnkit::gru_forward);
-  m.def("gru_backward", &rnnkit::gru_backward);
-  m.def("elman_forward", &rnnkit::elman_forward);
-  m.def("elman_backward", &rnnkit::elman_backward);
-  m.def("softmax_xent_", &rnnkit::softmax_xent_);
-  m.def("adam_step", &rnnkit::adam_step);
-  m.def("lazy_adam_step", &rnnkit::lazy_adam_step);
-}
