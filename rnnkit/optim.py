@@ -7,7 +7,8 @@ the compiled extension, torch's fused implementation. SGD and RMSProp use
 torch's foreach implementation.
 With ``sparse_embeddings``, every ``nn.Embedding(sparse=True)`` table is updated
 only in the rows a batch used (DyNet's lookup-parameter semantics): SGD on
-sparse gradients, or :class:`LazyAdam` for the Adam family.
+sparse gradients, or for the Adam family :class:`LazyAdam`'s update (on the CPU
+inside the one :class:`Adam`, which saves a second optimizer's per-step cost).
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ def _advance(state: dict, p: Tensor) -> dict:
 class Adam(torch.optim.Optimizer):
     """torch.optim.Adam (``decoupled=False``, L2 weight decay) or AdamW
     (``decoupled=True``), each step one call into rnnkit's C++ extension that makes
-    one vectorised pass over every parameter. CPU tensors with dense gradients.
+    one vectorised pass over every parameter with a dense gradient. CPU tensors.
+    A parameter with a sparse gradient (``nn.Embedding(sparse=True)``) gets
+    :class:`LazyAdam`'s update of the rows it used (as DyNet's Adam treats lookup
+    parameters); give such tables a group with ``weight_decay=0``.
     The state holds torch's names: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
@@ -90,22 +94,32 @@ class Adam(torch.optim.Optimizer):
     def step(self, closure=None):
         kernel = fused.extension()
         for group in self.param_groups:
+            beta1, beta2 = group["betas"]
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                if p.grad.is_sparse or p.device.type != "cpu":
-                    raise ValueError("rnnkit.optim.Adam updates dense CPU gradients; use LazyAdam for "
-                                     "sparse tables and torch.optim.Adam on other devices")
+                if p.device.type != "cpu":
+                    raise ValueError("rnnkit.optim.Adam updates CPU tensors; use torch.optim.Adam on other devices")
                 state = _advance(self.state[p], p)
+                if grad.is_sparse:
+                    if group["weight_decay"]:
+                        raise ValueError("sparse gradients take no weight decay: put sparse tables in a "
+                                         "parameter group with weight_decay=0")
+                    _lazy_adam(kernel, p, state, group["lr"], beta1, beta2, group["eps"])
+                    continue
                 params.append(p)
-                grads.append(p.grad.contiguous())
+                grads.append(grad.contiguous())
                 exp_avgs.append(state["exp_avg"])
                 exp_avg_sqs.append(state["exp_avg_sq"])
                 steps.append(int(state["step"]))
-            beta1, beta2 = group["betas"]
-            kernel.adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, group["lr"], beta1, beta2,
-                             group["eps"], group["weight_decay"], group["decoupled"])
+            if params:
+                kernel.adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, group["lr"], beta1, beta2,
+                                 group["eps"], group["weight_decay"], group["decoupled"])
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _zero_grad(self, set_to_none)
 
 
 class LazyAdam(torch.optim.Optimizer):
@@ -122,6 +136,7 @@ class LazyAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        kernel = fused.extension()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             for p in group["params"]:
@@ -130,20 +145,39 @@ class LazyAdam(torch.optim.Optimizer):
                 if not p.grad.is_sparse:
                     raise ValueError("LazyAdam updates sparse gradients (nn.Embedding(sparse=True)) only")
                 state = _advance(self.state[p], p)
-                t = state["step"]
-                kernel = fused.extension() if p.device.type == "cpu" else None
-                if kernel is not None:
-                    kernel.lazy_adam_step(p, p.grad._indices()[0], p.grad._values(), state["exp_avg"],
-                                          state["exp_avg_sq"], t, group["lr"], beta1, beta2, group["eps"])
-                    continue
-                grad = p.grad.coalesce()
-                rows, g = grad.indices()[0], grad.values()  # (N,), (N, *row)
-                m = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
-                v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                state["exp_avg"].index_copy_(0, rows, m)
-                state["exp_avg_sq"].index_copy_(0, rows, v)
-                step_size = group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-                p.index_add_(0, rows, m.div_(v.sqrt_().add_(group["eps"])), alpha=-step_size)
+                _lazy_adam(kernel if p.device.type == "cpu" else None, p, state, group["lr"], beta1, beta2,
+                           group["eps"])
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _zero_grad(self, set_to_none)
+
+
+def _lazy_adam(kernel, p: Tensor, state: dict, lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """SparseAdam's update of the rows of ``p`` its sparse gradient names (state advanced)."""
+    t = int(state["step"])
+    if kernel is not None:  # one C++ call; repeated rows summed there, no coalescing
+        kernel.lazy_adam_step(p, p.grad._indices()[0], p.grad._values(), state["exp_avg"], state["exp_avg_sq"],
+                              t, lr, beta1, beta2, eps)
+        return
+    grad = p.grad.coalesce()
+    rows, g = grad.indices()[0], grad.values()  # (N,), (N, *row)
+    m = state["exp_avg"].index_select(0, rows).mul_(beta1).add_(g, alpha=1 - beta1)
+    v = state["exp_avg_sq"].index_select(0, rows).mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    state["exp_avg"].index_copy_(0, rows, m)
+    state["exp_avg_sq"].index_copy_(0, rows, v)
+    step_size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    p.index_add_(0, rows, m.div_(v.sqrt_().add_(eps)), alpha=-step_size)
+
+
+def _zero_grad(optimizer: torch.optim.Optimizer, set_to_none: bool) -> None:
+    """torch's zero_grad without its profiler region (which costs more than the loop at one
+    sentence per update)."""
+    if not set_to_none:
+        torch.optim.Optimizer.zero_grad(optimizer, set_to_none=False)
+        return
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
 
 
 def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
@@ -165,8 +199,9 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
     elif m is Method.RMSPROP:
         main = torch.optim.RMSprop(dense, lr=c.lr, alpha=c.rmsprop_alpha, momentum=c.momentum,
                                    weight_decay=c.weight_decay, foreach=True)
-    elif all(p.device.type == "cpu" for p in dense) and fused.available():
-        main = Adam(dense, lr=c.lr, weight_decay=c.weight_decay, decoupled=m is Method.ADAMW)
+    elif all(p.device.type == "cpu" for p in dense + sparse) and fused.available():
+        groups = [{"params": dense}] + ([{"params": sparse, "weight_decay": 0.0}] if sparse else [])
+        return Adam(groups, lr=c.lr, weight_decay=c.weight_decay, decoupled=m is Method.ADAMW)  # tables: lazy
     elif m is Method.ADAM:
         main = torch.optim.Adam(dense, lr=c.lr, weight_decay=c.weight_decay, fused=True)
     else:

@@ -100,8 +100,33 @@ def test_adam_equals_torch(decoupled, dtype):
 def test_adam_is_the_default_on_the_cpu():
     assert isinstance(build_optimizer(Tagger(sparse=False), OptimizerConfig()), Adam)
     sparse = build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.ADAMW, sparse_embeddings=True))
-    assert isinstance(sparse.optimizers[0], Adam) and sparse.optimizers[0].param_groups[0]["decoupled"]
-    assert isinstance(sparse.optimizers[1], LazyAdam)
+    assert isinstance(sparse, Adam) and sparse.param_groups[0]["decoupled"]
+    assert sparse.param_groups[1]["weight_decay"] == 0  # the tables' group
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_updates_sparse_tables_as_lazy_adam(weight_decay):
+    """One Adam over a sparse table and dense weights: the table as torch's SparseAdam, the
+    rest as torch's Adam, over steps with repeated and absent rows."""
+    torch.manual_seed(0)
+    ours, ref = Tagger(sparse=True), Tagger(sparse=True)
+    ref.load_state_dict(ours.state_dict())
+    opt = build_optimizer(ours, OptimizerConfig(lr=0.05, weight_decay=weight_decay, sparse_embeddings=True))
+    references = [torch.optim.SparseAdam([ref.embed.weight], lr=0.05),
+                  torch.optim.Adam(ref.out.parameters(), lr=0.05, weight_decay=weight_decay)]
+    for ids in ([1, 2, 2], [3], [1, 4, 1, 1], [2]):
+        opt.zero_grad()
+        ours(torch.tensor(ids)).backward()
+        opt.step()
+        for o in references:
+            o.zero_grad()
+        ref(torch.tensor(ids)).backward()
+        for o in references:
+            o.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="weight_decay=0"):
+        Adam([ours.embed.weight], weight_decay=0.1).step()
 
 
 def test_sparse_tables_need_the_flag():
@@ -121,7 +146,13 @@ def test_sparse_optimizer_state_round_trip():
     state = opt.state_dict()
     other = build_optimizer(model, OptimizerConfig(sparse_embeddings=True))
     other.load_state_dict(state)
-    assert len(other.optimizers[1].state) == 1
+    assert len(other.state) == 3  # the table, the weight and the bias
+    lazy = optim.Optimizers([torch.optim.SGD(model.out.parameters(), lr=0.1), LazyAdam([model.embed.weight])])
+    model(torch.tensor([1])).backward()
+    lazy.step()
+    again = optim.Optimizers([torch.optim.SGD(model.out.parameters(), lr=0.1), LazyAdam([model.embed.weight])])
+    again.load_state_dict(lazy.state_dict())
+    assert len(again.optimizers[1].state) == 1
 
 
 def test_decay_schedule_halves_from_the_start_epoch():
