@@ -11,51 +11,70 @@ namespace {
 
 // ------------------------------------------------------ softmax loss ----
 // z (n, V): logits in; softmax(z) - onehot(target) out, in place (the gradient of the
-// summed cross-entropy). Returns each row's loss, logsumexp(z) - z[target]. Two passes
-// over a row (max, then exp-sum), a third to write the softmax.
+// summed cross-entropy). Returns each row's loss, logsumexp(z) - z[target]. Three passes
+// over a row: max; exp, stored and summed; scale.
 
-template <typename T> T row_max(const T* r, int64_t V) {
+// Adds the bias to r in place (if given) and returns the row's maximum.
+template <typename T> T row_bias_max_(T* r, int64_t V, const T* bias) {
   using Vv = Vec<T>;
   constexpr int64_t K = Vv::size();
   Vv mv(-std::numeric_limits<T>::infinity());
   int64_t j = 0;
-  for (; j + K <= V; j += K) mv = at::vec::maximum(mv, Vv::loadu(r + j));
+  for (; j + K <= V; j += K) {
+    Vv v = Vv::loadu(r + j);
+    if (bias) {
+      v = v + Vv::loadu(bias + j);
+      v.store(r + j);
+    }
+    mv = at::vec::maximum(mv, v);
+  }
   T lanes[K];
   mv.store(lanes);
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t i = 0; i < K; ++i) m = std::max(m, lanes[i]);
-  for (; j < V; ++j) m = std::max(m, r[j]);
+  for (; j < V; ++j) m = std::max(m, r[j] += bias ? bias[j] : T(0));
   return m;
 }
 
-template <typename T> T row_exp_sum(const T* r, int64_t V, T shift) {
+// r[j] <- exp(r[j] - shift); returns their sum.
+template <typename T> T row_exp_(T* r, int64_t V, T shift) {
   using Vv = Vec<T>;
   constexpr int64_t K = Vv::size();
-  Vv acc(T(0)), vs(shift);
+  Vv acc(T(0));
+  const Vv vs(shift);
   int64_t j = 0;
-  for (; j + K <= V; j += K) acc = acc + (Vv::loadu(r + j) - vs).exp();
+  for (; j + K <= V; j += K) {
+    const Vv e = (Vv::loadu(r + j) - vs).exp();
+    e.store(r + j);
+    acc = acc + e;
+  }
   T lanes[K];
   acc.store(lanes);
   T sum = 0;
   for (int64_t i = 0; i < K; ++i) sum += lanes[i];
-  for (; j < V; ++j) sum += std::exp(r[j] - shift);
+  for (; j < V; ++j) sum += (r[j] = std::exp(r[j] - shift));
   return sum;
 }
 
-// One row in T (float or double): loss, and the row overwritten with softmax - onehot.
-template <typename T> T xent_row(T* r, int64_t V, int64_t t) {
+// One row in T (float or double): z + bias -> its loss, and the row overwritten with
+// softmax - onehot; db (if given) += that row. One exp per element: the exponentials are
+// stored, then scaled by 1 / their sum.
+template <typename T> T xent_row(T* r, int64_t V, int64_t t, const T* bias, T* db) {
   using Vv = Vec<T>;
-  const T m = row_max(r, V);
-  const T lse = m + std::log(row_exp_sum(r, V, m));
-  const T loss = lse - r[t];
+  const T m = row_bias_max_(r, V, bias), target = r[t];
+  const T sum = row_exp_(r, V, m);
+  const T loss = m + std::log(sum) - target;
   // Probabilities below the smallest normal number are written as 0: denormal
   // operands make the gradient GEMMs that read this row many times slower.
-  const Vv vl(lse), zero(T(0)), tiny(std::numeric_limits<T>::min());
+  const Vv scale(T(1) / sum), zero(T(0)), tiny(std::numeric_limits<T>::min());
   for_vectors<T>(V, [&](int64_t j, int k) {
-    const Vv p = (Vv::loadu(r + j, k) - vl).exp();
-    Vv::blendv(p, zero, p < tiny).store(r + j, k);
+    Vv p = Vv::loadu(r + j, k) * scale;
+    p = Vv::blendv(p, zero, p < tiny);
+    p.store(r + j, k);
+    if (db) (Vv::loadu(db + j, k) + p).store(db + j, k);
   });
   r[t] -= T(1);
+  if (db) db[t] -= T(1);
   return loss;
 }
 
@@ -69,12 +88,14 @@ void xent_rows(S* zp, int64_t ld, int64_t n, int64_t V, const int64_t* tp, const
     std::vector<T> buffer(std::is_same_v<S, T> ? 0 : V), partial(db ? V : 0, T(0));
     for (int64_t b = begin; b < end; ++b) {
       S* r = zp + b * ld;
-      T* row = nullptr;
-      if constexpr (std::is_same_v<S, T>) row = r; else row = buffer.data();
-      for (int64_t j = 0; j < V; ++j) row[j] = static_cast<T>(r[j]) + (bias ? bias[j] : T(0));
-      lp[b] = xent_row(row, V, tp[b]);
-      if constexpr (!std::is_same_v<S, T>) for (int64_t j = 0; j < V; ++j) r[j] = static_cast<S>(row[j]);
-      if (db) for (int64_t j = 0; j < V; ++j) partial[j] += row[j];
+      T* part = db ? partial.data() : nullptr;
+      if constexpr (std::is_same_v<S, T>) {
+        lp[b] = xent_row(r, V, tp[b], bias, part);
+      } else {  // bfloat16 storage: the row in T, and back
+        for (int64_t j = 0; j < V; ++j) buffer[j] = static_cast<T>(r[j]);
+        lp[b] = xent_row(buffer.data(), V, tp[b], bias, part);
+        for (int64_t j = 0; j < V; ++j) r[j] = static_cast<S>(buffer[j]);
+      }
     }
     if (db) {
       std::lock_guard<std::mutex> lock(merge);
