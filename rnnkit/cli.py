@@ -17,8 +17,10 @@ COMMANDS = [classify.register, data.register, lm.register, tag.register, toy.reg
 
 def _demo(args: argparse.Namespace, argv: list[str]) -> int:
     from rnnkit.demo import DemoConfig, run_demo
+    from rnnkit.memory import keep_freed_memory
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     run_demo(DemoConfig(seed=args.seed, tag_seconds=args.tag_seconds, sentence=args.sentence,
                         lm_seconds=args.lm_seconds, prime=args.prime))
     return 0

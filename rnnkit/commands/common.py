@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.distributed import World, device_for, init_world, launch
+from rnnkit.memory import keep_freed_memory
 from rnnkit.optim import Method, OptimizerConfig, Schedule, ScheduleConfig
 from rnnkit.runner import RunConfig, seed_everything
 from rnnkit.train import FitConfig, Precision
@@ -89,9 +90,10 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 def setup(args: argparse.Namespace) -> World:
-    """Threads, the process group, the seed; returns this process's world."""
+    """Threads, the allocator, the process group, the seed; returns this process's world."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     world = init_world(args.device)
     args.device = device_for(world, args.device)
     seed_everything(args.seed)
