@@ -102,10 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="rows to run (default: all)")
     parser.add_argument("--no-dynet", action="store_true", help="skip the DyNet column")
     parser.add_argument("--bf16", action="store_true", help="RNNLM rows: add rnnkit with --precision bfloat16")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave malloc's settings alone (default: keep freed blocks, as rnnkit's commands do)")
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (0.3 if args.quick else 4.0)
     torch.set_num_threads(args.threads)
-    allocator = keep_freed_memory()  # rnnkit's process setting (rnnkit.memory), the same for every column
+    allocator = not args.default_malloc and keep_freed_memory()  # rnnkit.memory; the same for every column
     report = Report(args.json, torch.get_num_threads())
     why_not = "--no-dynet given" if args.no_dynet else dynet_models.available()
     peak = gemm_peak()

@@ -26,7 +26,7 @@ from torch.autograd.function import once_differentiable
 from rnnkit.kernels import fused
 
 CHUNK = 256  # rows per chunk of the forward GEMM and the row pass
-LOW_PRECISION_ROWS = 128  # fewer rows than this: bfloat16 GEMMs do not pay for casting the (V, H) weight
+LOW_PRECISION_ROWS = 64  # fewer rows: casting the (V, H) weight costs more than bfloat16 GEMMs save (BENCHMARKS.md)
 
 
 def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:

@@ -353,3 +353,26 @@ def test_extension_splits_large_batches_across_threads(make):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_extension_under_bfloat16_autocast_projects_in_bfloat16():
+    """Under bfloat16 autocast the C++ layer runs its input projections (forward and
+    backward) in bfloat16 and the recurrence in float32: outputs and gradients stay
+    float32 and close to the float32 run, and differ from it (the products did change)."""
+    torch.manual_seed(5)
+    layer = LSTM(16, 32, bidirectional=True)
+    layer.kernel = Kernel.EXTENSION
+    x = torch.randn(3, 7, 16)
+    lengths = torch.tensor([7, 4, 5])
+    results = []
+    for low in (False, True):
+        xi = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+            y, (h, c) = layer(xi, lengths)
+        y.pow(2).sum().backward()
+        results.append([y, h, c, xi.grad, *(p.grad.clone() for p in layer.parameters())])
+        layer.zero_grad()
+    for a, b in zip(*results):
+        assert b.dtype == torch.float32
+        torch.testing.assert_close(b, a, rtol=0.05, atol=0.02)
+    assert not torch.equal(results[0][0], results[1][0])
