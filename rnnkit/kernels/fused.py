@@ -7,8 +7,8 @@ without biases.
 One call per layer each way, for every direction: per direction one GEMM for
 the input projections of all steps, then a recurrent GEMM per step into
 preallocated buffers, the gate arithmetic fused in one loop; the backward pass
-through time, and of the projections, written out by hand. The extension is compiled on first use (``make
-setup`` does it once) and cached by torch (``TORCH_EXTENSIONS_DIR``); if it
+through time, and of the projections, written out by hand. The extension is
+compiled on first use (``make setup`` does it once) and cached by torch (``TORCH_EXTENSIONS_DIR``); if it
 cannot be built (or ``RNNKIT_NO_EXTENSION=1`` is set), :func:`available` is
 False, rnnkit says so once, and layers run on torch's kernels or the reference
 loop. The same extension holds the one-pass Adam updates (:mod:`rnnkit.optim`)
@@ -83,7 +83,9 @@ def supports(cell: Cell, x: Tensor) -> bool:
             and x.dtype in (torch.float32, torch.float64) and available())
 
 
-KINDS = {ElmanCell: 0, LSTMCell: 1, GRUCell: 2}  # layer.cpp's Kind
+def _kind(cell: Cell) -> int:
+    """layer.cpp's Kind of ``cell``."""
+    return 1 if isinstance(cell, LSTMCell) else 2 if isinstance(cell, GRUCell) else 0
 
 
 def _direction(cell: Cell, state: State | None) -> list[Tensor]:
@@ -134,7 +136,7 @@ def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | N
     the weights' dtype.
     """
     D = len(cells) // num_layers
-    kind = KINDS[type(cells[0])]
+    kind = _kind(cells[0])
     activation = ACTIVATIONS[cells[0].activation] if isinstance(cells[0], ElmanCell) else 0
     low = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     order = None
