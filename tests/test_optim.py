@@ -178,3 +178,20 @@ def test_plateau_schedule_and_its_state():
         schedule.step(None)
     with pytest.raises(ValueError, match="factor"):
         LRSchedule(opt, ScheduleConfig(factor=0))
+
+
+def test_adam_takes_sub_normal_moments_as_zero_and_restores_the_mode():
+    """Moments of unused rows decay below the smallest normal float; the C++ pass takes
+    them as zero (arithmetic on them is many times slower) and leaves the thread's
+    floating-point mode as it found it."""
+    tiny = torch.finfo(torch.float32).tiny
+    p = torch.zeros(40, requires_grad=True)
+    opt = Adam([p], lr=0.1)
+    p.grad = torch.zeros(40)
+    opt.step()
+    opt.state[p]["exp_avg"].fill_(tiny / 8)  # sub-normal
+    p.grad = torch.zeros(40)
+    opt.step()
+    assert torch.all(opt.state[p]["exp_avg"] == 0)
+    assert torch.all(p == 0)
+    assert float(torch.tensor([tiny]) / 8) > 0  # the Python side still computes sub-normals

@@ -19,6 +19,7 @@ void adam_tensor(T* p, const T* g, T* m, T* v, int64_t numel, T lr, T beta1, T b
   const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), vs(step_size), ve(eps), vb(bc2_sqrt);
   const V vdecay(decay), vl2(l2);
   at::parallel_for(0, numel, 32768, [&](int64_t begin, int64_t end) {
+    FlushDenormals ftz;  // the moments of unused rows decay towards zero every step
     for (int64_t i = begin; i < end; i += V::size()) {
       const int k = static_cast<int>(std::min<int64_t>(V::size(), end - i));
       V pv = V::loadu(p + i, k) * vdecay;
