@@ -25,10 +25,11 @@ test: setup
 	$(BIN)/ruff check rnnkit tests
 	$(BIN)/python -m pytest -q
 
-# DyNet's Table 2 and the layer kernels, side by side (~12 minutes; see BENCHMARKS.md).
+# DyNet's Table 2 and the layer kernels, side by side (~12 minutes; 9 short alternating windows per
+# implementation, as the machine's speed drifts; see BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
-	$(BIN)/python -m bench.table2 --threads 1 --seconds 3 --bf16
+	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench
