@@ -12,6 +12,7 @@ import rnnkit
 from bench.data import LMBatch, TagSentence
 from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.optim import OptimizerConfig, build_optimizer
+from rnnkit.pooling import valid_steps
 from rnnkit.train import Precision
 
 
@@ -40,7 +41,7 @@ class RNNLM(nn.Module):
         x = self.embed(batch.inp)  # (B, T, E)
         if self.rnnkit:
             y = self.lstm(x, batch.lengths)[0]  # (B, T, H), zero past each length
-            mask = torch.arange(x.shape[1]) < batch.lengths[:, None]  # (B, T)
+            mask = valid_steps(batch.lengths, x.shape[1])  # (B, T)
             # the same summed cross-entropy of the same softmax layer, fused (rnnkit.fused_softmax)
             return linear_cross_entropy(y[mask], self.out.weight, self.out.bias, batch.tgt[mask])
         if bool((batch.lengths == x.shape[1]).all()):  # one length: no packing needed
