@@ -14,9 +14,9 @@ void adam_tensor(T* p, const T* g, T* m, T* v, int64_t numel, T lr, T beta1, T b
                  bool decoupled, int64_t step) {
   using V = Vec<T>;
   const T bc1 = T(1) - std::pow(beta1, T(step)), bc2_sqrt = std::sqrt(T(1) - std::pow(beta2, T(step)));
-  const T step_size = lr / bc1, decay = decoupled ? T(1) - lr * weight_decay : T(1);
+  const T step_size = lr / bc1, inv_bc2_sqrt = T(1) / bc2_sqrt, decay = decoupled ? T(1) - lr * weight_decay : T(1);
   const T l2 = decoupled ? T(0) : weight_decay;
-  const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), vs(step_size), ve(eps), vb(bc2_sqrt);
+  const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), vs(step_size), ve(eps), vb(inv_bc2_sqrt);
   const V vdecay(decay), vl2(l2);
   at::parallel_for(0, numel, 32768, [&](int64_t begin, int64_t end) {
     FlushDenormals ftz;  // the moments of unused rows decay towards zero every step
@@ -26,7 +26,7 @@ void adam_tensor(T* p, const T* g, T* m, T* v, int64_t numel, T lr, T beta1, T b
       const V gv = V::loadu(g + i, k) + vl2 * pv;
       const V mv = b1 * V::loadu(m + i, k) + c1 * gv;
       const V vv = b2 * V::loadu(v + i, k) + c2 * gv * gv;
-      pv = pv - vs * mv / (vv.sqrt() / vb + ve);
+      pv = pv - vs * mv * recip_positive(vv.sqrt() * vb + ve);
       mv.store(m + i, k); vv.store(v + i, k); pv.store(p + i, k);
     }
   });
@@ -80,7 +80,7 @@ void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
         const V gv = V::loadu(sum.data() + d, k);
         const V mv = b1 * V::loadu(mr + d, k) + c1 * gv;
         const V vv = b2 * V::loadu(vr + d, k) + c2 * gv * gv;
-        (V::loadu(pr + d, k) - vs * mv / (vv.sqrt() + ve)).store(pr + d, k);
+        (V::loadu(pr + d, k) - vs * mv * recip_positive(vv.sqrt() + ve)).store(pr + d, k);
         mv.store(mr + d, k); vv.store(vr + d, k);
       }
       i = j;
