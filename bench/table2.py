@@ -37,12 +37,15 @@ def lm_flop_per_word(vocab: int, embed: int = 128, hidden: int = 256) -> float:
 def lm_row(report: Report, mb: int, args, peak: float, use_dynet: bool) -> None:
     vocab, eos, batches = ptb_batches(mb, limit=256 if args.quick else None)
 
-    def trainer(use_rnnkit: bool, precision: Precision = Precision.FLOAT32):
+    def trainer(use_rnnkit: bool, precision: Precision = Precision.FLOAT32, sparse: bool = False):
         torch.manual_seed(SEED)
-        return TorchTrainer(RNNLM(vocab, use_rnnkit), shuffled_forever(batches, SEED), use_rnnkit,
-                            precision=precision)
+        return TorchTrainer(RNNLM(vocab, use_rnnkit, sparse=sparse), shuffled_forever(batches, SEED), use_rnnkit,
+                            sparse, precision=precision)
 
     factories = {"rnnkit": lambda: trainer(True), "torch": lambda: trainer(False)}
+    if args.sparse_lm:  # DyNet's lookup-parameter rule for the embedding (its column's default)
+        factories["rnnkit-sparse"] = lambda: trainer(True, sparse=True)
+        factories["torch-sparse"] = lambda: trainer(False, sparse=True)
     if args.bf16:  # rnnkit's --precision bfloat16; quality against float32: BENCHMARKS.md
         factories["rnnkit-bf16"] = lambda: trainer(True, Precision.BFLOAT16)
     if use_dynet:
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="rows to run (default: all)")
     parser.add_argument("--no-dynet", action="store_true", help="skip the DyNet column")
     parser.add_argument("--bf16", action="store_true", help="RNNLM rows: add rnnkit with --precision bfloat16")
+    parser.add_argument("--sparse-lm", action="store_true",
+                        help="RNNLM rows: add rnnkit and torch with sparse embedding updates (DyNet's default)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave malloc's settings alone (default: keep freed blocks, as rnnkit's commands do)")
     args = parser.parse_args(argv)

@@ -30,9 +30,9 @@ def torch_adam(params, fused: bool = True) -> torch.optim.Optimizer:
 class RNNLM(nn.Module):
     """Embedding 128, one LSTM layer of 256, full softmax; loss summed over the predicted tokens."""
 
-    def __init__(self, vocab: int, use_rnnkit: bool, embed: int = 128, hidden: int = 256):
+    def __init__(self, vocab: int, use_rnnkit: bool, embed: int = 128, hidden: int = 256, sparse: bool = False):
         super().__init__()
-        self.embed = nn.Embedding(vocab, embed)
+        self.embed = nn.Embedding(vocab, embed, sparse=sparse or use_rnnkit)  # see Tagger
         self.rnnkit = use_rnnkit
         self.lstm = rnnkit.LSTM(embed, hidden) if use_rnnkit else nn.LSTM(embed, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab)
@@ -60,12 +60,14 @@ class Tagger(nn.Module):
     def __init__(self, words: int, chars: int, tags: int, use_rnnkit: bool, with_chars: bool, sparse: bool):
         super().__init__()
         self.rnnkit, self.with_chars = use_rnnkit, with_chars
-        self.embed = nn.Embedding(words, 128, sparse=sparse)
+        # rnnkit: the tables' gradients as rows; rnnkit.optim.Adam applies the dense update
+        # (every row) or the lazy one (used rows) from them, as OptimizerConfig.sparse_embeddings says
+        self.embed = nn.Embedding(words, 128, sparse=sparse or use_rnnkit)
         self.bilstm = self._lstm(128, 50)
         self.hidden = nn.Linear(100, 32, bias=False)
         self.out = nn.Linear(32, tags, bias=False)
         if with_chars:
-            self.char_embed = nn.Embedding(chars, 20, sparse=sparse)
+            self.char_embed = nn.Embedding(chars, 20, sparse=sparse or use_rnnkit)
             self.char_lstm = self._lstm(20, 64)
 
     def _lstm(self, inp: int, hidden: int) -> nn.Module:

@@ -9,6 +9,8 @@ With ``sparse_embeddings``, every ``nn.Embedding(sparse=True)`` table is updated
 only in the rows a batch used (DyNet's lookup-parameter semantics): SGD on
 sparse gradients, or for the Adam family :class:`LazyAdam`'s update (on the CPU
 inside the one :class:`Adam`, which saves a second optimizer's per-step cost).
+Without it, :class:`Adam` gives a sparse table the update of its dense gradient
+(every row moves), read from the rows without making the dense zeros.
 """
 
 from __future__ import annotations
@@ -79,16 +81,24 @@ class Adam(torch.optim.Optimizer):
     """torch.optim.Adam (``decoupled=False``, L2 weight decay) or AdamW
     (``decoupled=True``), each step one call into rnnkit's C++ extension that makes
     one vectorised pass over every parameter with a dense gradient. CPU tensors.
-    A parameter with a sparse gradient (``nn.Embedding(sparse=True)``) gets
-    :class:`LazyAdam`'s update of the rows it used (as DyNet's Adam treats lookup
-    parameters); give such tables a group with ``weight_decay=0``.
+    A parameter with a sparse gradient (``nn.Embedding(sparse=True)``) in a group with
+    ``lazy=True`` (the default) gets :class:`LazyAdam`'s update of the rows it used (as
+    DyNet's Adam treats lookup parameters; such groups take ``weight_decay=0``). With
+    ``lazy=False`` it gets exactly the update of the dense gradient, every row's moments
+    decaying, in one pass that reads the used rows' gradient and no dense zeros (a dense
+    embedding gradient costs a zero fill, a scatter and a read of the whole table).
     The state holds torch's names: ``step``, ``exp_avg``, ``exp_avg_sq``.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled: bool = False):
+                 weight_decay: float = 0.0, decoupled: bool = False, lazy: bool = True):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                                  "decoupled": decoupled})
+                                  "decoupled": decoupled, "lazy": lazy})
+
+    def __setstate__(self, state: dict) -> None:  # states saved before ``lazy`` existed
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("lazy", True)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -103,10 +113,15 @@ class Adam(torch.optim.Optimizer):
                 if p.device.type != "cpu":
                     raise ValueError("rnnkit.optim.Adam updates CPU tensors; use torch.optim.Adam on other devices")
                 state = _advance(self.state[p], p)
+                if grad.is_sparse and not group["lazy"]:  # the dense gradient's update
+                    kernel.adam_rows_step(p, grad._indices()[0], grad._values(), state["exp_avg"],
+                                          state["exp_avg_sq"], int(state["step"]), group["lr"], beta1, beta2,
+                                          group["eps"], group["weight_decay"], group["decoupled"])
+                    continue
                 if grad.is_sparse:
                     if group["weight_decay"]:
-                        raise ValueError("sparse gradients take no weight decay: put sparse tables in a "
-                                         "parameter group with weight_decay=0")
+                        raise ValueError("lazy updates of sparse gradients take no weight decay: put sparse "
+                                         "tables in a parameter group with weight_decay=0, or lazy=False")
                     _lazy_adam(kernel, p, state, group["lr"], beta1, beta2, group["eps"])
                     continue
                 params.append(p)
@@ -188,20 +203,24 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Op
     """The optimizer of ``config`` over the model's trainable parameters."""
     if config.lr <= 0:
         raise ValueError(f"lr must be > 0; got {config.lr}")
-    sparse = _sparse_tables(model) if config.sparse_embeddings else []
+    tables = _sparse_tables(model)
+    sparse = tables if config.sparse_embeddings else []
     sparse_ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
-    if not config.sparse_embeddings and _sparse_tables(model):
-        raise ValueError("the model has sparse embeddings: set sparse_embeddings=True")
     m, c = config.method, config
+    cpu_adam = m in (Method.ADAM, Method.ADAMW) and all(p.device.type == "cpu" for p in dense + sparse) \
+        and fused.available()
+    if tables and not config.sparse_embeddings and not cpu_adam:
+        raise ValueError("the model has sparse embeddings: set sparse_embeddings=True (dense updates of sparse "
+                         "tables need Adam or AdamW on the CPU)")
     if m is Method.SGD:
         main = torch.optim.SGD(dense, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
     elif m is Method.RMSPROP:
         main = torch.optim.RMSprop(dense, lr=c.lr, alpha=c.rmsprop_alpha, momentum=c.momentum,
                                    weight_decay=c.weight_decay, foreach=True)
-    elif all(p.device.type == "cpu" for p in dense + sparse) and fused.available():
-        groups = [{"params": dense}] + ([{"params": sparse, "weight_decay": 0.0}] if sparse else [])
-        return Adam(groups, lr=c.lr, weight_decay=c.weight_decay, decoupled=m is Method.ADAMW)  # tables: lazy
+    elif cpu_adam:  # sparse tables in ``dense``: every row updated, from the used rows' gradient
+        groups = [{"params": dense, "lazy": False}] + ([{"params": sparse, "weight_decay": 0.0}] if sparse else [])
+        return Adam(groups, lr=c.lr, weight_decay=c.weight_decay, decoupled=m is Method.ADAMW)
     elif m is Method.ADAM:
         main = torch.optim.Adam(dense, lr=c.lr, weight_decay=c.weight_decay, fused=True)
     else:

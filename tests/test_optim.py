@@ -129,9 +129,52 @@ def test_adam_updates_sparse_tables_as_lazy_adam(weight_decay):
         Adam([ours.embed.weight], weight_decay=0.1).step()
 
 
+@pytest.mark.parametrize("method", [Method.ADAM, Method.ADAMW])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_gives_a_sparse_table_its_dense_update(method, dtype):
+    """Without sparse_embeddings, a sparse table gets torch's Adam/AdamW update of its dense
+    gradient (every row moves, weight decay included), over steps with repeated and absent
+    rows, on a table split into parallel chunks of rows (2 threads)."""
+    torch.manual_seed(0)
+
+    class Model(nn.Module):
+        def __init__(self, sparse):
+            super().__init__()
+            self.embed = nn.Embedding(30000, 3, sparse=sparse, dtype=dtype)
+            self.out = nn.Linear(3, 2, dtype=dtype)
+
+        def forward(self, ids):
+            return self.out(self.embed(ids)).pow(2).sum()
+
+    ours, ref = Model(sparse=True), Model(sparse=False)
+    ref.load_state_dict(ours.state_dict())
+    start = ours.embed.weight.detach().clone()
+    opt = build_optimizer(ours, OptimizerConfig(method=method, lr=0.05, weight_decay=0.1))
+    assert isinstance(opt, Adam)
+    reference = (torch.optim.AdamW if method is Method.ADAMW else torch.optim.Adam)(
+        ref.parameters(), lr=0.05, weight_decay=0.1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for ids in ([1, 2, 2], [29999], [1, 4, 1, 1, 15000, 10921, 10922], [0], [3, 29998]):
+            opt.zero_grad()
+            ours(torch.tensor(ids)).backward()
+            assert ours.embed.weight.grad.is_sparse
+            opt.step()
+            reference.zero_grad()
+            ref(torch.tensor(ids)).backward()
+            reference.step()
+    finally:
+        torch.set_num_threads(threads)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, **tol)
+    assert not torch.equal(ours.embed.weight[100], start[100])  # a row never used moved too
+
+
 def test_sparse_tables_need_the_flag():
     with pytest.raises(ValueError, match="sparse_embeddings=True"):
-        build_optimizer(Tagger(sparse=True), OptimizerConfig())
+        build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.SGD))
     with pytest.raises(ValueError, match="RMSPROP"):
         build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.RMSPROP, sparse_embeddings=True))
     with pytest.raises(ValueError, match="lr"):

@@ -120,5 +120,8 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
                double beta2, double eps, double weight_decay, bool decoupled);
 void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
                     const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps);
+void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
+                    const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps,
+                    double weight_decay, bool decoupled);
 
 }  // namespace rnnkit

@@ -148,4 +148,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("softmax_xent_", &rnnkit::softmax_xent_);
   m.def("adam_step", &rnnkit::adam_step);
   m.def("lazy_adam_step", &rnnkit::lazy_adam_step);
+  m.def("adam_rows_step", &rnnkit::adam_rows_step);
 }

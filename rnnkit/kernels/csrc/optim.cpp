@@ -9,27 +9,49 @@ namespace {
 // One pass over each tensor: the update of torch.optim.Adam (L2 weight decay) or
 // AdamW (decoupled), without the Python bookkeeping per step.
 
-template <typename T>
-void adam_tensor(T* p, const T* g, T* m, T* v, int64_t numel, T lr, T beta1, T beta2, T eps, T weight_decay,
-                 bool decoupled, int64_t step) {
+// Adam's constants for one step of one tensor, as vectors.
+template <typename T> struct AdamStep {
   using V = Vec<T>;
-  const T bc1 = T(1) - std::pow(beta1, T(step)), bc2_sqrt = std::sqrt(T(1) - std::pow(beta2, T(step)));
-  const T step_size = lr / bc1, inv_bc2_sqrt = T(1) / bc2_sqrt, decay = decoupled ? T(1) - lr * weight_decay : T(1);
-  const T l2 = decoupled ? T(0) : weight_decay;
-  const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), vs(step_size), ve(eps), vb(inv_bc2_sqrt);
-  const V vdecay(decay), vl2(l2);
-  at::parallel_for(0, numel, 32768, [&](int64_t begin, int64_t end) {
-    FlushDenormals ftz;  // the moments of unused rows decay towards zero every step
-    for (int64_t i = begin; i < end; i += V::size()) {
-      const int k = static_cast<int>(std::min<int64_t>(V::size(), end - i));
-      V pv = V::loadu(p + i, k) * vdecay;
-      const V gv = V::loadu(g + i, k) + vl2 * pv;
+  V b1, b2, c1, c2, step_size, eps, inv_bc2_sqrt, decay, l2;
+  AdamStep(T lr, T beta1, T beta2, T eps_, T weight_decay, bool decoupled, int64_t step)
+      : b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2),
+        step_size(lr / (T(1) - std::pow(beta1, T(step)))), eps(eps_),
+        inv_bc2_sqrt(T(1) / std::sqrt(T(1) - std::pow(beta2, T(step)))),
+        decay(decoupled ? T(1) - lr * weight_decay : T(1)), l2(decoupled ? T(0) : weight_decay) {}
+
+  // p, m, v[0, n) updated with the gradient g[0, n), or with a zero gradient when g is null
+  // (the same arithmetic: 0 + x is x).
+  void operator()(T* p, const T* g, T* m, T* v, int64_t n) const {
+    for (int64_t i = 0; i < n; i += V::size()) {
+      const int k = static_cast<int>(std::min<int64_t>(V::size(), n - i));
+      V pv = V::loadu(p + i, k) * decay;
+      const V gv = g ? V::loadu(g + i, k) + l2 * pv : l2 * pv;
       const V mv = b1 * V::loadu(m + i, k) + c1 * gv;
       const V vv = b2 * V::loadu(v + i, k) + c2 * gv * gv;
-      pv = pv - vs * mv * recip_positive(vv.sqrt() * vb + ve);
+      pv = pv - step_size * mv * recip_positive(vv.sqrt() * inv_bc2_sqrt + eps);
       mv.store(m + i, k); vv.store(v + i, k); pv.store(p + i, k);
     }
-  });
+  }
+};
+
+// The positions of an uncoalesced sparse gradient's rows, sorted by row (stable).
+std::vector<int64_t> sorted_rows(const int64_t* r, int64_t N) {
+  std::vector<int64_t> order(N);
+  for (int64_t i = 0; i < N; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] < r[b]; });
+  return order;
+}
+
+// sum = the rows of g (D wide) that order[i, j) names, where j is the first position past
+// row r[order[i]]; returns j.
+template <typename T>
+int64_t sum_row(const T* g, const int64_t* r, const std::vector<int64_t>& order, int64_t i, int64_t D, T* sum) {
+  const int64_t N = static_cast<int64_t>(order.size()), row = r[order[i]];
+  std::memcpy(sum, g + order[i] * D, sizeof(T) * D);
+  int64_t j = i + 1;
+  for (; j < N && r[order[j]] == row; ++j)
+    for (int64_t d = 0; d < D; ++d) sum[d] += g[order[j] * D + d];
+  return j;
 }
 
 }  // namespace
@@ -41,39 +63,55 @@ void adam_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gra
     TORCH_CHECK(params[i].is_contiguous() && grads[i].is_contiguous() && m[i].is_contiguous() &&
                 v[i].is_contiguous() && grads[i].numel() == params[i].numel(), "adam_step: contiguous, same size");
     AT_DISPATCH_FLOATING_TYPES(params[i].scalar_type(), "adam_step", [&] {
-      adam_tensor<scalar_t>(ptr<scalar_t>(params[i]), ptr<scalar_t>(grads[i]), ptr<scalar_t>(m[i]),
-                            ptr<scalar_t>(v[i]), params[i].numel(), lr, beta1, beta2, eps, weight_decay,
-                            decoupled, steps[i]);
+      using T = scalar_t;
+      const AdamStep<T> update(lr, beta1, beta2, eps, weight_decay, decoupled, steps[i]);
+      T *p = ptr<T>(params[i]), *mp = ptr<T>(m[i]), *vp = ptr<T>(v[i]);
+      const T* g = ptr<T>(grads[i]);
+      at::parallel_for(0, params[i].numel(), 32768, [&](int64_t begin, int64_t end) {
+        FlushDenormals ftz;  // the moments of unused rows decay towards zero every step
+        update(p + begin, g + begin, mp + begin, vp + begin, end - begin);
+      });
     });
   }
 }
+
+// The rows and values of an uncoalesced sparse gradient of `param` (rows of D values),
+// and the positions of its rows sorted by row.
+struct RowGrad {
+  Tensor rows, values;
+  int64_t N, D;
+  std::vector<int64_t> order;
+  RowGrad(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const char* who)
+      : rows(rows_in.contiguous()), values(values_in.contiguous()), N(rows.numel()),
+        D(param.dim() ? param.numel() / param.size(0) : 1) {
+    TORCH_CHECK(param.dim() >= 1 && rows.scalar_type() == at::kLong && values.numel() == N * D &&
+                values.dtype() == param.dtype(), who, ": int64 rows, one row of values per row, the parameter's type");
+    const int64_t* r = rows.data_ptr<int64_t>();
+    order = sorted_rows(r, N);
+    TORCH_CHECK(N == 0 || (r[order[0]] >= 0 && r[order[N - 1]] < param.size(0)), who, ": a row is out of range");
+  }
+};
 
 // Adam on the rows a sparse gradient names (uncoalesced: repeated rows are summed first),
 // with torch.optim.SparseAdam's update: p -= lr sqrt(bc2)/bc1 * m / (sqrt(v) + eps).
 void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
                     const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps) {
-  const Tensor rows = rows_in.contiguous(), values = values_in.contiguous();
-  TORCH_CHECK(param.is_contiguous() && m.is_contiguous() && v.is_contiguous() && rows.scalar_type() == at::kLong,
-              "lazy_adam_step: contiguous tensors and int64 rows");
-  const int64_t N = rows.numel(), D = N ? values.numel() / N : 0;
-  const int64_t* r = rows.data_ptr<int64_t>();
-  std::vector<int64_t> order(N);
-  for (int64_t i = 0; i < N; ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return r[a] < r[b]; });
+  TORCH_CHECK(param.is_contiguous() && m.is_contiguous() && v.is_contiguous(), "lazy_adam_step: contiguous tensors");
+  const RowGrad grad(param, rows_in, values_in, "lazy_adam_step");
+  const int64_t N = grad.N, D = grad.D;
+  const int64_t* r = grad.rows.data_ptr<int64_t>();
+  const std::vector<int64_t>& order = grad.order;
   AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "lazy_adam_step", [&] {
     using T = scalar_t;
     using V = Vec<T>;
     const T bc1 = T(1) - std::pow(T(beta1), T(step)), bc2 = T(1) - std::pow(T(beta2), T(step));
     const V b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2), ve(eps), vs(T(lr) * std::sqrt(bc2) / bc1);
     T *p = ptr<T>(param), *mp = ptr<T>(m), *vp = ptr<T>(v);
-    const T* g = ptr<T>(values);
+    const T* g = ptr<T>(grad.values);
     std::vector<T> sum(D);
     for (int64_t i = 0; i < N;) {
       const int64_t row = r[order[i]];
-      std::memcpy(sum.data(), g + order[i] * D, sizeof(T) * D);
-      int64_t j = i + 1;
-      for (; j < N && r[order[j]] == row; ++j)
-        for (int64_t d = 0; d < D; ++d) sum[d] += g[order[j] * D + d];
+      i = sum_row(g, r, order, i, D, sum.data());
       T *pr = p + row * D, *mr = mp + row * D, *vr = vp + row * D;
       for (int64_t d = 0; d < D; d += V::size()) {
         const int k = static_cast<int>(std::min<int64_t>(V::size(), D - d));
@@ -83,8 +121,44 @@ void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
         (V::loadu(pr + d, k) - vs * mv * recip_positive(vv.sqrt() + ve)).store(pr + d, k);
         mv.store(mr + d, k); vv.store(vr + d, k);
       }
-      i = j;
     }
+  });
+}
+
+// Adam (or AdamW) on every row, as adam_step with the sparse gradient made dense, without
+// making it: rows the gradient does not name take a zero gradient (their moments decay and
+// their values still move), so neither a dense zero gradient is written nor read.
+void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
+                    const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps,
+                    double weight_decay, bool decoupled) {
+  TORCH_CHECK(param.is_contiguous() && m.is_contiguous() && v.is_contiguous(), "adam_rows_step: contiguous tensors");
+  const RowGrad grad(param, rows_in, values_in, "adam_rows_step");
+  const int64_t N = grad.N, D = grad.D, R = param.size(0);
+  const int64_t* r = grad.rows.data_ptr<int64_t>();
+  const std::vector<int64_t>& order = grad.order;
+  AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_rows_step", [&] {
+    using T = scalar_t;
+    const AdamStep<T> update(lr, beta1, beta2, eps, weight_decay, decoupled, step);
+    T *p = ptr<T>(param), *mp = ptr<T>(m), *vp = ptr<T>(v);
+    const T* g = ptr<T>(grad.values);
+    at::parallel_for(0, R, std::max<int64_t>(1, 32768 / std::max<int64_t>(D, 1)), [&](int64_t begin, int64_t end) {
+      FlushDenormals ftz;
+      std::vector<T> sum(D);
+      // the first position in `order` at or after row `begin`
+      int64_t i = std::lower_bound(order.begin(), order.end(), begin,
+                                   [&](int64_t pos, int64_t row) { return r[pos] < row; }) - order.begin();
+      for (int64_t row = begin; row < end;) {
+        const int64_t next = i < N ? std::min(r[order[i]], end) : end;  // rows [row, next) take no gradient
+        if (next > row) {
+          update(p + row * D, nullptr, mp + row * D, vp + row * D, (next - row) * D);
+          row = next;
+          continue;
+        }
+        i = sum_row(g, r, order, i, D, sum.data());
+        update(p + row * D, sum.data(), mp + row * D, vp + row * D, D);
+        ++row;
+      }
+    });
   });
 }
 
