@@ -100,10 +100,12 @@ class TorchTrainer:
     """One update per step over an endless stream of examples."""
 
     def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True,
-                 precision: Precision = Precision.FLOAT32):
+                 precision: Precision = Precision.FLOAT32, step_in_backward: bool = True):
         self.model, self.examples, self.precision = model, examples, precision
         if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
             self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
+            if isinstance(model, RNNLM) and step_in_backward:  # no clipping here: the softmax weight's
+                self.opts[0].step_in_backward(model.out.weight)  # update fused with its gradient
         else:
             tables = [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
             ids = {id(p) for p in tables}

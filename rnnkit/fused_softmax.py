@@ -10,6 +10,10 @@ pass, which puts the upstream gradient on the small (N, H) side of each. The
 three GEMMs of the unfused layer remain; its separate passes over an N×V tensor
 (log-softmax, NLL, their backward, the one-hot scatter) are gone.
 
+With :meth:`rnnkit.optim.Adam.step_in_backward` on the weight, the backward pass
+updates the weight itself, block by block while each block is in cache (one C++
+pass: dh, the block's gradient, its Adam step), and stores no (V, H) gradient.
+
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (rnnkit's ``--precision
 bfloat16``) the three GEMMs run in bfloat16 when there are at least
 ``LOW_PRECISION_ROWS`` rows (below that, casting the weight costs more than the
@@ -66,6 +70,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
             loss += _softmax_xent_(z, targets[start:start + chunk], b, db).sum()
         ctx.save_for_backward(g, w, hl, db)
         ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
+        # rnnkit.optim.Adam.step_in_backward: the weight's update fused with its gradient's product
+        ctx.fused_step = getattr(weight, "rnnkit_step_in_backward", None) if low is None else None
         return loss
 
     @staticmethod
@@ -74,6 +80,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         g, w, hl, db = ctx.saved_tensors  # g = dL/dlogits (N, V), unscaled
         wants, (h_dtype, w_dtype, b_dtype) = ctx.needs_input_grad, ctx.dtypes
         scale = grad.to(hl.dtype)  # the upstream scalar goes on the small (N, H) side of each product
+        if ctx.fused_step is not None and wants[1]:
+            gw = ctx.fused_step.linear_backward(g, hl * scale)  # g @ w; w updated by g.T @ (hl * scale)
+            if gw is not None:
+                dh = gw.mul_(scale).to(h_dtype) if wants[0] else None
+                db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None
+                return dh, None, db, None, None, None
         with torch.autocast(device_type=hl.device.type, enabled=False):  # the dtypes chosen in forward
             dh = (g @ w).mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
             dw = (g.t() @ (hl * scale)).to(w_dtype) if wants[1] else None  # (V, H)

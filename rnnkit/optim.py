@@ -95,6 +95,20 @@ class Adam(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                                   "decoupled": decoupled, "lazy": lazy})
 
+    def step_in_backward(self, param: nn.Parameter) -> None:
+        """Update ``param`` inside the backward pass, where a kernel can fuse its Adam step with
+        the computation of its gradient, which is then never stored: on the CPU, the weight of
+        :func:`rnnkit.fused_softmax.linear_cross_entropy` in float32/float64 (its (V, H)
+        gradient is the largest tensor of a softmax model at small batches). The update is the
+        same as ``step()``'s; each backward is one update of ``param``, so this does not go with
+        gradient clipping, accumulation or non-finite checks over all gradients, and
+        ``step()`` raises if ``param`` also got a gradient from elsewhere (a tied weight). Where
+        no kernel fuses it (another layer, autocast, a gradient already there), ``param``
+        gets its gradient and ``step()`` updates it as usual."""
+        if not any(param is q for group in self.param_groups for q in group["params"]):
+            raise ValueError("step_in_backward: the parameter is not one of this optimizer's")
+        param.rnnkit_step_in_backward = _StepInBackward(self, param)
+
     def __setstate__(self, state: dict) -> None:  # states saved before ``lazy`` existed
         super().__setstate__(state)
         for group in self.param_groups:
@@ -108,6 +122,9 @@ class Adam(torch.optim.Optimizer):
             params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
             for p in group["params"]:
                 grad = p.grad
+                fused_step = getattr(p, "rnnkit_step_in_backward", None)
+                if fused_step is not None and fused_step.done(grad):
+                    continue
                 if grad is None:
                     continue
                 if p.device.type != "cpu":
@@ -135,6 +152,51 @@ class Adam(torch.optim.Optimizer):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         _zero_grad(self, set_to_none)
+
+
+BLOCK_ELEMENTS = 131072  # the fused backward works through the weight in blocks of this many values
+
+
+class _StepInBackward:
+    """Adam's step of one parameter, taken by a kernel during the backward pass
+    (:meth:`Adam.step_in_backward`)."""
+
+    def __init__(self, optimizer: Adam, param: nn.Parameter):
+        self.optimizer, self.param, self.pending = optimizer, param, False
+        self.block_elements = BLOCK_ELEMENTS
+
+    def linear_backward(self, g: Tensor, hs: Tensor) -> Tensor | None:
+        """g (N, V) @ weight (V, H), with the weight then updated by its gradient g.T @ hs (hs
+        (N, H)); None when this backward cannot take the step (the caller falls back)."""
+        p, kernel = self.param, fused.extension()
+        if kernel is None or p.grad is not None or p.device.type != "cpu" or g.dtype != p.dtype \
+                or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
+            return None
+        group = next(group for group in self.optimizer.param_groups if any(p is q for q in group["params"]))
+        state = _advance(self.optimizer.state[p], p)
+        beta1, beta2 = group["betas"]
+        with torch.no_grad():
+            dh = kernel.linear_adam_backward(g.contiguous(), p, hs.contiguous(), state["exp_avg"],
+                                             state["exp_avg_sq"], int(state["step"]), group["lr"], beta1, beta2,
+                                             group["eps"], group["weight_decay"], group["decoupled"],
+                                             self.block_elements)
+        self.pending = True
+        return dh
+
+    def __reduce__(self):  # a pickled parameter does not carry its optimizer along
+        return (_no_step_in_backward, ())
+
+    def done(self, grad: Tensor | None) -> bool:
+        """Whether this step's update was taken in the backward pass (called by ``step``)."""
+        pending, self.pending = self.pending, False
+        if pending and grad is not None:
+            raise RuntimeError("a parameter updated in the backward pass (Adam.step_in_backward) also got a "
+                               "gradient from elsewhere (a tied weight?): its update would be split in two")
+        return pending
+
+
+def _no_step_in_backward() -> None:
+    return None
 
 
 class LazyAdam(torch.optim.Optimizer):

@@ -2,11 +2,14 @@
 rows a batch used (DyNet's semantics) where dense Adam moves all seen rows;
 DECAY and PLATEAU schedules; bad settings name the setting."""
 
+import pickle
+
 import pytest
 import torch
 from torch import nn
 
 from rnnkit import optim
+from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.optim import Adam, LazyAdam, LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
 
 
@@ -238,3 +241,66 @@ def test_adam_takes_sub_normal_moments_as_zero_and_restores_the_mode():
     assert torch.all(opt.state[p]["exp_avg"] == 0)
     assert torch.all(p == 0)
     assert float(torch.tensor([tiny]) / 8) > 0  # the Python side still computes sub-normals
+
+
+class SoftmaxModel(nn.Module):
+    def __init__(self, vocab, hidden, dtype):
+        super().__init__()
+        self.inp = nn.Linear(5, hidden, dtype=dtype)
+        self.out = nn.Linear(hidden, vocab, dtype=dtype)
+
+    def forward(self, x, targets):
+        return linear_cross_entropy(torch.tanh(self.inp(x)), self.out.weight, self.out.bias, targets)
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_step_in_backward_equals_step(decoupled, dtype, threads):
+    """The softmax weight updated inside the backward pass (blocks of rows, the last one
+    partial, split across threads) ends where step() takes it, as do the other parameters,
+    whose gradients still flow through the weight before its update; no gradient is stored."""
+    torch.manual_seed(0)
+    ours, ref = SoftmaxModel(1000, 256, dtype), SoftmaxModel(1000, 256, dtype)  # 7 blocks of 128 rows, and 104
+    ref.load_state_dict(ours.state_dict())
+    opt = Adam(ours.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    reference = Adam(ref.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    opt.step_in_backward(ours.out.weight)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for n in (7, 1, 30):
+            x, t = torch.randn(n, 5, dtype=dtype), torch.randint(0, 1000, (n,))
+            for model, o in ((ours, opt), (ref, reference)):
+                o.zero_grad()
+                model(x, t).mul(0.5).backward()  # an upstream scale
+                o.step()
+            assert ours.out.weight.grad is None and ref.out.weight.grad is not None
+    finally:
+        torch.set_num_threads(saved)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, **tol)
+    assert opt.state[ours.out.weight]["step"] == 3
+
+
+def test_step_in_backward_refuses_a_tied_weight_and_falls_back_when_it_cannot_fuse():
+    torch.manual_seed(0)
+    model = SoftmaxModel(50, 8, torch.float32)
+    opt = Adam(model.parameters())
+    opt.step_in_backward(model.out.weight)
+    x, t = torch.randn(4, 5), torch.randint(0, 50, (4,))
+    (model(x, t) + model.out.weight[0].sum()).backward()  # the weight also used elsewhere
+    with pytest.raises(RuntimeError, match="tied weight"):
+        opt.step()
+    opt.zero_grad()
+    before = model.out.weight.detach().clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # no fused kernel: a stored gradient, step() as usual
+        model(torch.randn(64, 5), torch.randint(0, 50, (64,))).backward()
+    assert model.out.weight.grad is not None and torch.equal(model.out.weight, before)
+    opt.step()
+    assert not torch.equal(model.out.weight, before)
+    copy = pickle.loads(pickle.dumps(model.out.weight))  # the optimizer does not travel with it
+    assert copy.rnnkit_step_in_backward is None
+    with pytest.raises(ValueError, match="not one of"):
+        opt.step_in_backward(nn.Parameter(torch.zeros(3)))

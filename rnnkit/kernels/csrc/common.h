@@ -123,5 +123,8 @@ void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
 void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
                     const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps,
                     double weight_decay, bool decoupled);
+Tensor linear_adam_backward(const Tensor& g, const Tensor& w, const Tensor& hs, const Tensor& m, const Tensor& v,
+                            int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                            bool decoupled, int64_t block_elements);
 
 }  // namespace rnnkit

@@ -149,4 +149,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("adam_step", &rnnkit::adam_step);
   m.def("lazy_adam_step", &rnnkit::lazy_adam_step);
   m.def("adam_rows_step", &rnnkit::adam_rows_step);
+  m.def("linear_adam_backward", &rnnkit::linear_adam_backward);
 }

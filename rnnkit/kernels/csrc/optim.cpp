@@ -162,4 +162,47 @@ void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
   });
 }
 
+// The backward of a softmax layer's weight products with Adam's step of the weight fused in
+// (rnnkit.optim.Adam.step_in_backward): per block of vocabulary rows, while the block is in
+// cache, dh += g_b W_b (the weight before its update), dW_b = g_b^T hs into a small buffer,
+// then Adam on W_b. The (V, H) gradient is never written or read back.
+// g (N, V): dL/dlogits; w (V, H): the parameter; hs (N, H): the inputs times the upstream
+// scale. Returns g w (N, H), before the update.
+Tensor linear_adam_backward(const Tensor& g, const Tensor& w, const Tensor& hs, const Tensor& m, const Tensor& v,
+                            int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                            bool decoupled, int64_t block_elements) {
+  TORCH_CHECK(g.dim() == 2 && w.dim() == 2 && hs.dim() == 2 && g.size(0) == hs.size(0) && g.size(1) == w.size(0) &&
+              w.size(1) == hs.size(1) && g.is_contiguous() && w.is_contiguous() && hs.is_contiguous() &&
+              m.is_contiguous() && v.is_contiguous() && g.dtype() == w.dtype() && hs.dtype() == w.dtype(),
+              "linear_adam_backward: g (N, V), w (V, H), hs (N, H), contiguous, one type");
+  const int64_t N = g.size(0), V = w.size(0), H = w.size(1);
+  const int64_t rows = std::max<int64_t>(1, block_elements / std::max<int64_t>(H, 1));  // rows of W per block
+  const int64_t blocks = (V + rows - 1) / rows;
+  const Tensor partial = at::zeros({at::get_num_threads(), N, H}, w.options());  // dh of each thread
+  AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "linear_adam_backward", [&] {
+    using T = scalar_t;
+    const AdamStep<T> update(lr, beta1, beta2, eps, weight_decay, decoupled, step);
+    const T *gp = ptr<T>(g), *hp = ptr<T>(hs);
+    T *wp = ptr<T>(w), *mp = ptr<T>(m), *vp = ptr<T>(v);
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      FlushDenormals ftz;
+      T* dh = ptr<T>(partial) + at::get_thread_num() * N * H;
+      std::vector<T> dw(rows * H);
+      const T one(1), zero(0);
+      const int n = static_cast<int>(N), h = static_cast<int>(H), ldg = static_cast<int>(V);
+      for (int64_t blk = begin; blk < end; ++blk) {
+        const int64_t r0 = blk * rows, r = std::min(rows, V - r0);
+        const int rb = static_cast<int>(r);
+        T* wb = wp + r0 * H;
+        // row-major dh (N, H) += g[:, r0:r0+r] (N, r) W_b (r, H), as column-major dh^T += W_b^T g_b^T
+        blas("N", "N", &h, &n, &rb, &one, wb, &h, gp + r0, &ldg, &one, dh, &h);
+        // row-major dW_b (r, H) = g_b^T (r, N) hs (N, H), as column-major dW_b^T = hs^T g_b
+        blas("N", "T", &h, &rb, &n, &one, hp, &h, gp + r0, &ldg, &zero, dw.data(), &h);
+        update(wb, dw.data(), mp + r0 * H, vp + r0 * H, r * H);
+      }
+    });
+  });
+  return partial.sum(0);
+}
+
 }  // namespace rnnkit
