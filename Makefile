@@ -29,7 +29,7 @@ test: setup
 # implementation, as the machine's speed drifts; see BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
-	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16
+	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16 --sparse-lm
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench
