@@ -25,3 +25,45 @@ def test_quick_json_rows(capsys):
     for r in layer_rows:
         assert r["words_per_sec"] > 0 and r["ratio_to_torch_lstm"] > 0 and 0 < r["fraction_of_gemm_peak"]
     assert any(r.get("task", "").startswith("streaming") and r["us_per_step"] > 0 for r in rows)
+
+
+def test_rnnkit_and_torch_rnnlm_take_the_same_updates():
+    """The race compares the same arithmetic: from the same weights, two updates of the bench's
+    rnnkit RNNLM (row gradients for the table with the dense rule, the softmax weight updated
+    inside the backward pass) move every parameter as torch's nn.Embedding + nn.LSTM + fused
+    Adam model does, including the table rows used only in the first batch. (torch's LSTM has
+    two biases where rnnkit's has one: its second is held at zero.)"""
+    from bench.data import LMBatch
+    from bench.torch_models import RNNLM, TorchTrainer
+    from rnnkit.interop import copy_from_torch
+
+    def lm_batch(sents, eos=0):
+        B, T = len(sents), len(sents[0])
+        tgt = torch.full((B, T), eos)
+        for b, s in enumerate(sents):
+            tgt[b, :len(s)] = torch.tensor(s)
+        inp = torch.cat([torch.full((B, 1), eos), tgt[:, :-1]], dim=1)
+        return LMBatch(sents, inp, tgt, torch.tensor([len(s) for s in sents]))
+
+    torch.manual_seed(0)
+    batches = [lm_batch([[3, 4, 5, 6, 0], [7, 8, 0], [9, 0]]), lm_batch([[10, 3, 0], [11, 0]])]
+    ours, ref = RNNLM(50, True, embed=8, hidden=16), RNNLM(50, False, embed=8, hidden=16)
+    with torch.no_grad():
+        ref.lstm.bias_hh_l0.zero_().requires_grad_(False)
+        ours.embed.weight.copy_(ref.embed.weight)
+        ours.out.load_state_dict(ref.out.state_dict())
+    copy_from_torch(ours.lstm, ref.lstm)
+    assert ours.embed.sparse and not ref.embed.sparse
+    start = ours.embed.weight.detach().clone()
+    trainers = [TorchTrainer(m, iter(batches), use) for m, use in ((ours, True), (ref, False))]
+    for _ in batches:
+        losses = [t.step()[1] for t in trainers]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+        assert ours.out.weight.grad is None  # its update was taken in the backward pass
+    cell = ours.lstm.cells[0]
+    pairs = [(ours.embed.weight, ref.embed.weight), (ours.out.weight, ref.out.weight),
+             (ours.out.bias, ref.out.bias), (cell.weight_ih, ref.lstm.weight_ih_l0),
+             (cell.weight_hh, ref.lstm.weight_hh_l0), (cell.bias, ref.lstm.bias_ih_l0)]
+    for a, b in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(ours.embed.weight[5], start[5])  # used in the first batch only: moved twice
