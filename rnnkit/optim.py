@@ -104,7 +104,9 @@ class Adam(torch.optim.Optimizer):
         gradient clipping, accumulation or non-finite checks over all gradients, and
         ``step()`` raises if ``param`` also got a gradient from elsewhere (a tied weight). Where
         no kernel fuses it (another layer, autocast, a gradient already there), ``param``
-        gets its gradient and ``step()`` updates it as usual."""
+        gets its gradient and ``step()`` updates it as usual. The binding is the attribute
+        ``param.rnnkit_step_in_backward``; another optimizer's ``step()`` raises until it is
+        deleted."""
         if not any(param is q for group in self.param_groups for q in group["params"]):
             raise ValueError("step_in_backward: the parameter is not one of this optimizer's")
         param.rnnkit_step_in_backward = _StepInBackward(self, param)
@@ -123,7 +125,7 @@ class Adam(torch.optim.Optimizer):
             for p in group["params"]:
                 grad = p.grad
                 fused_step = getattr(p, "rnnkit_step_in_backward", None)
-                if fused_step is not None and fused_step.done(grad):
+                if fused_step is not None and fused_step.done(self, grad):
                     continue
                 if grad is None:
                     continue
@@ -186,8 +188,11 @@ class _StepInBackward:
     def __reduce__(self):  # a pickled parameter does not carry its optimizer along
         return (_no_step_in_backward, ())
 
-    def done(self, grad: Tensor | None) -> bool:
-        """Whether this step's update was taken in the backward pass (called by ``step``)."""
+    def done(self, optimizer: Adam, grad: Tensor | None) -> bool:
+        """Whether this step's update was taken in the backward pass (called by ``optimizer.step``)."""
+        if optimizer is not self.optimizer:
+            raise RuntimeError("this parameter is updated in the backward pass by another optimizer "
+                               "(Adam.step_in_backward); delete its rnnkit_step_in_backward attribute first")
         pending, self.pending = self.pending, False
         if pending and grad is not None:
             raise RuntimeError("a parameter updated in the backward pass (Adam.step_in_backward) also got a "

@@ -304,3 +304,7 @@ def test_step_in_backward_refuses_a_tied_weight_and_falls_back_when_it_cannot_fu
     assert copy.rnnkit_step_in_backward is None
     with pytest.raises(ValueError, match="not one of"):
         opt.step_in_backward(nn.Parameter(torch.zeros(3)))
+    with pytest.raises(RuntimeError, match="another optimizer"):  # the binding would silently win
+        Adam(model.parameters()).step()
+    del model.out.weight.rnnkit_step_in_backward
+    Adam(model.parameters()).step()
