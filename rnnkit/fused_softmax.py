@@ -11,8 +11,11 @@ three GEMMs of the unfused layer remain; its separate passes over an N×V tensor
 (log-softmax, NLL, their backward, the one-hot scatter) are gone.
 
 With :meth:`rnnkit.optim.Adam.step_in_backward` on the weight, the backward pass
-updates the weight itself, block by block while each block is in cache (one C++
-pass: dh, the block's gradient, its Adam step), and stores no (V, H) gradient.
+updates the weight itself and stores no float32 (V, H) gradient: in float32, block
+by block while each block is in cache (one C++ pass: dh, the block's gradient, its
+Adam step); under bfloat16 autocast, after the two bfloat16 products, in one pass
+that reads the bfloat16 gradient and also writes the weight's bfloat16 copy for the
+next forward pass (no cast of the weight per step).
 
 Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (rnnkit's ``--precision
 bfloat16``) the three GEMMs run in bfloat16 when there are at least
@@ -58,7 +61,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, h, weight, bias, targets, chunk, low):
         # h (N, H), weight (V, H), bias (V,) or None, targets (N,); low: bfloat16 GEMMs or None
         dtype = low or h.dtype
-        w, hl = weight.to(dtype), h.to(dtype)
+        # rnnkit.optim.Adam.step_in_backward: the weight's update fused with its gradient's product
+        fused_step = getattr(weight, "rnnkit_step_in_backward", None)
+        w = fused_step.low_weight(weight) if fused_step is not None and low == torch.bfloat16 else None
+        w, hl = (weight.to(dtype) if w is None else w), h.to(dtype)  # under autocast: its copy kept by Adam
         g = h.new_empty(h.shape[0], weight.shape[0], dtype=dtype)  # logits, then dL/dlogits
         wants = ctx.needs_input_grad
         b = None if bias is None else bias.to(torch.float32 if low is not None else bias.dtype)
@@ -70,8 +76,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             loss += _softmax_xent_(z, targets[start:start + chunk], b, db).sum()
         ctx.save_for_backward(g, w, hl, db)
         ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
-        # rnnkit.optim.Adam.step_in_backward: the weight's update fused with its gradient's product
-        ctx.fused_step = getattr(weight, "rnnkit_step_in_backward", None) if low is None else None
+        ctx.fused_step = fused_step
         return loss
 
     @staticmethod
@@ -81,7 +86,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         wants, (h_dtype, w_dtype, b_dtype) = ctx.needs_input_grad, ctx.dtypes
         scale = grad.to(hl.dtype)  # the upstream scalar goes on the small (N, H) side of each product
         if ctx.fused_step is not None and wants[1]:
-            gw = ctx.fused_step.linear_backward(g, hl * scale)  # g @ w; w updated by g.T @ (hl * scale)
+            gw = ctx.fused_step.linear_backward(g, w, hl * scale)  # g @ w; w updated by g.T @ (hl * scale)
             if gw is not None:
                 dh = gw.mul_(scale).to(h_dtype) if wants[0] else None
                 db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None

@@ -102,9 +102,11 @@ class Adam(torch.optim.Optimizer):
         gradient is the largest tensor of a softmax model at small batches). The update is the
         same as ``step()``'s; each backward is one update of ``param``, so this does not go with
         gradient clipping, accumulation or non-finite checks over all gradients, and
-        ``step()`` raises if ``param`` also got a gradient from elsewhere (a tied weight). Where
-        no kernel fuses it (another layer, autocast, a gradient already there), ``param``
-        gets its gradient and ``step()`` updates it as usual. The binding is the attribute
+        ``step()`` raises if ``param`` also got a gradient from elsewhere (a tied weight). Under
+        bfloat16 autocast the update also writes the weight's bfloat16 copy, which the next
+        forward pass multiplies with instead of casting the weight again. Where no kernel
+        fuses it (another layer, a gradient already there), ``param`` gets its gradient and
+        ``step()`` updates it as usual. The binding is the attribute
         ``param.rnnkit_step_in_backward``; another optimizer's ``step()`` raises until it is
         deleted."""
         if not any(param is q for group in self.param_groups for q in group["params"]):
@@ -166,24 +168,44 @@ class _StepInBackward:
     def __init__(self, optimizer: Adam, param: nn.Parameter):
         self.optimizer, self.param, self.pending = optimizer, param, False
         self.block_elements = BLOCK_ELEMENTS
+        self.low_copy: Tensor | None = None  # bfloat16 copy of the weight, written with its update
+        self.low_version = -1  # the weight's version when the copy was written; -1: stale
 
-    def linear_backward(self, g: Tensor, hs: Tensor) -> Tensor | None:
-        """g (N, V) @ weight (V, H), with the weight then updated by its gradient g.T @ hs (hs
-        (N, H)); None when this backward cannot take the step (the caller falls back)."""
+    def low_weight(self, weight: Tensor) -> Tensor | None:
+        """The bfloat16 copy of ``weight`` written by the last update, if it is still current
+        (no update since elsewhere, no in-place change, which bumps the version)."""
+        if self.low_copy is None or weight is not self.param or self.low_version != weight._version:
+            return None
+        return self.low_copy
+
+    def linear_backward(self, g: Tensor, w: Tensor, hs: Tensor) -> Tensor | None:
+        """g (N, V) @ w (V, H), with the weight then updated by its gradient g.T @ hs (hs
+        (N, H)); w is the weight, or under autocast (g and hs bfloat16) the bfloat16 weight
+        the forward pass used: then both products are bfloat16, as unfused, and the update
+        also writes the next bfloat16 copy. None when this backward cannot take the step
+        (the caller falls back)."""
         p, kernel = self.param, fused.extension()
-        if kernel is None or p.grad is not None or p.device.type != "cpu" or g.dtype != p.dtype \
-                or p.dtype not in (torch.float32, torch.float64) or not p.is_contiguous():
+        low = g.dtype == hs.dtype == w.dtype == torch.bfloat16 and p.dtype == torch.float32
+        if kernel is None or p.grad is not None or p.device.type != "cpu" or not p.is_contiguous() \
+                or not (low or (g.dtype == p.dtype and p.dtype in (torch.float32, torch.float64))):
             return None
         group = next(group for group in self.optimizer.param_groups if any(p is q for q in group["params"]))
         state = _advance(self.optimizer.state[p], p)
         beta1, beta2 = group["betas"]
-        with torch.no_grad():
-            dh = kernel.linear_adam_backward(g.contiguous(), p, hs.contiguous(), state["exp_avg"],
-                                             state["exp_avg_sq"], int(state["step"]), group["lr"], beta1, beta2,
-                                             group["eps"], group["weight_decay"], group["decoupled"],
-                                             self.block_elements)
+        step = (int(state["step"]), group["lr"], beta1, beta2, group["eps"], group["weight_decay"], group["decoupled"])
         self.pending = True
-        return dh
+        with torch.no_grad():
+            if not low:
+                self.low_version = -1
+                return kernel.linear_adam_backward(g.contiguous(), p, hs.contiguous(), state["exp_avg"],
+                                                   state["exp_avg_sq"], *step, self.block_elements)
+            dh = (g @ w).float()  # (N, H), with the weight before this update
+            dw = g.t() @ hs  # (V, H) bfloat16, as the unfused layer's product
+            # a new tensor each time: a forward pass that saved the previous copy keeps its values
+            self.low_copy = torch.empty_like(p, dtype=torch.bfloat16)
+            kernel.adam_low_step(p, dw, state["exp_avg"], state["exp_avg_sq"], self.low_copy, *step)
+            self.low_version = p._version
+            return dh
 
     def __reduce__(self):  # a pickled parameter does not carry its optimizer along
         return (_no_step_in_backward, ())
@@ -194,6 +216,8 @@ class _StepInBackward:
             raise RuntimeError("this parameter is updated in the backward pass by another optimizer "
                                "(Adam.step_in_backward); delete its rnnkit_step_in_backward attribute first")
         pending, self.pending = self.pending, False
+        if not pending:
+            self.low_version = -1  # step() updates the weight: the bfloat16 copy goes stale
         if pending and grad is not None:
             raise RuntimeError("a parameter updated in the backward pass (Adam.step_in_backward) also got a "
                                "gradient from elsewhere (a tied weight?): its update would be split in two")

@@ -284,6 +284,37 @@ def test_step_in_backward_equals_step(decoupled, dtype, threads):
     assert opt.state[ours.out.weight]["step"] == 3
 
 
+@pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
+def test_step_in_backward_under_autocast_equals_the_unfused_bfloat16_step(decoupled):
+    """Under bfloat16 autocast the fused step uses the same two bfloat16 products as the
+    unfused layer, and its update writes the weight's bfloat16 copy for the next forward
+    pass: the runs agree over steps that alternate bfloat16 (80 rows) and float32 (8 rows,
+    which must not reuse a stale copy) and an in-place change of the weight."""
+    torch.manual_seed(0)
+    ours, ref = SoftmaxModel(1000, 256, torch.float32), SoftmaxModel(1000, 256, torch.float32)
+    ref.load_state_dict(ours.state_dict())
+    opt = Adam(ours.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    reference = Adam(ref.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    opt.step_in_backward(ours.out.weight)
+    for k, rows in enumerate((80, 80, 8, 80, 80)):
+        if k == 4:
+            with torch.no_grad():
+                for model in (ours, ref):
+                    model.out.weight.mul_(0.5)  # bumps the version: the copy is stale
+        x, t = torch.randn(rows, 5), torch.randint(0, 1000, (rows,))
+        for model, o in ((ours, opt), (ref, reference)):
+            o.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = model(x, t)
+            loss.backward()
+            o.step()
+        assert ours.out.weight.grad is None and ref.out.weight.grad is not None
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    handle = ours.out.weight.rnnkit_step_in_backward
+    assert torch.equal(handle.low_weight(ours.out.weight), ours.out.weight.bfloat16())
+
+
 def test_step_in_backward_refuses_a_tied_weight_and_falls_back_when_it_cannot_fuse():
     torch.manual_seed(0)
     model = SoftmaxModel(50, 8, torch.float32)
@@ -295,9 +326,9 @@ def test_step_in_backward_refuses_a_tied_weight_and_falls_back_when_it_cannot_fu
         opt.step()
     opt.zero_grad()
     before = model.out.weight.detach().clone()
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # no fused kernel: a stored gradient, step() as usual
-        model(torch.randn(64, 5), torch.randint(0, 50, (64,))).backward()
-    assert model.out.weight.grad is not None and torch.equal(model.out.weight, before)
+    model.out.weight.grad = torch.zeros_like(model.out.weight)  # a gradient already there: accumulated into
+    model(x, t).backward()
+    assert model.out.weight.grad.abs().sum() > 0 and torch.equal(model.out.weight, before)
     opt.step()
     assert not torch.equal(model.out.weight, before)
     copy = pickle.loads(pickle.dumps(model.out.weight))  # the optimizer does not travel with it

@@ -126,5 +126,8 @@ void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
 Tensor linear_adam_backward(const Tensor& g, const Tensor& w, const Tensor& hs, const Tensor& m, const Tensor& v,
                             int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
                             bool decoupled, int64_t block_elements);
+void adam_low_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& low,
+                   int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                   bool decoupled);
 
 }  // namespace rnnkit

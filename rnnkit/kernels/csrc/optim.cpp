@@ -19,20 +19,63 @@ template <typename T> struct AdamStep {
         inv_bc2_sqrt(T(1) / std::sqrt(T(1) - std::pow(beta2, T(step)))),
         decay(decoupled ? T(1) - lr * weight_decay : T(1)), l2(decoupled ? T(0) : weight_decay) {}
 
+  // One vector: the k values at p, m, v updated with the gradient g; returns the new p.
+  V step_vector(T* p, V g, T* m, T* v, int k) const {
+    V pv = V::loadu(p, k) * decay;
+    g = g + l2 * pv;
+    const V mv = b1 * V::loadu(m, k) + c1 * g;
+    const V vv = b2 * V::loadu(v, k) + c2 * g * g;
+    pv = pv - step_size * mv * recip_positive(vv.sqrt() * inv_bc2_sqrt + eps);
+    mv.store(m, k); vv.store(v, k); pv.store(p, k);
+    return pv;
+  }
+
   // p, m, v[0, n) updated with the gradient g[0, n), or with a zero gradient when g is null
   // (the same arithmetic: 0 + x is x).
   void operator()(T* p, const T* g, T* m, T* v, int64_t n) const {
     for (int64_t i = 0; i < n; i += V::size()) {
       const int k = static_cast<int>(std::min<int64_t>(V::size(), n - i));
-      V pv = V::loadu(p + i, k) * decay;
-      const V gv = g ? V::loadu(g + i, k) + l2 * pv : l2 * pv;
-      const V mv = b1 * V::loadu(m + i, k) + c1 * gv;
-      const V vv = b2 * V::loadu(v + i, k) + c2 * gv * gv;
-      pv = pv - step_size * mv * recip_positive(vv.sqrt() * inv_bc2_sqrt + eps);
-      mv.store(m + i, k); vv.store(v + i, k); pv.store(p + i, k);
+      step_vector(p + i, g ? V::loadu(g + i, k) : V(T(0)), m + i, v + i, k);
     }
   }
 };
+
+// bfloat16 <-> float32 for 16 values (k of them), as raw 16-bit patterns: widening puts the
+// 16 bits on top of a float's 32; narrowing rounds to nearest even, NaN staying NaN.
+#if defined(CPU_CAPABILITY_AVX512)
+inline __mmask16 first(int k) { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << k) - 1); }
+inline Vec<float> widen_bf16(const uint16_t* src, int k) {
+  const __m256i h = _mm256_maskz_loadu_epi16(first(k), src);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline void narrow_bf16(const Vec<float>& x, uint16_t* dst, int k) {
+  const __m512 f = x;
+  const __m512i bits = _mm512_castps_si512(f);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  _mm512_mask_cvtepi32_storeu_epi16(dst, first(k), r);
+}
+#else
+inline Vec<float> widen_bf16(const uint16_t* src, int k) {
+  float out[Vec<float>::size()] = {};
+  for (int j = 0; j < k; ++j) {
+    const uint32_t bits = static_cast<uint32_t>(src[j]) << 16;
+    std::memcpy(&out[j], &bits, sizeof(float));
+  }
+  return Vec<float>::loadu(out);
+}
+inline void narrow_bf16(const Vec<float>& x, uint16_t* dst, int k) {
+  float in[Vec<float>::size()];
+  x.store(in);
+  for (int j = 0; j < k; ++j) {
+    uint32_t bits;
+    std::memcpy(&bits, &in[j], sizeof(float));
+    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    dst[j] = (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t(0x7FC0) : static_cast<uint16_t>(rounded);
+  }
+}
+#endif
 
 // The positions of an uncoalesced sparse gradient's rows, sorted by row (stable).
 std::vector<int64_t> sorted_rows(const int64_t* r, int64_t N) {
@@ -159,6 +202,31 @@ void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
         ++row;
       }
     });
+  });
+}
+
+// Adam on a float32 parameter from a bfloat16 gradient (the output of a bfloat16 product,
+// rnnkit.optim.Adam.step_in_backward under autocast), also writing the parameter's bfloat16
+// copy (rounded to nearest even), which the next forward pass multiplies with instead of
+// casting the weight again.
+void adam_low_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& low,
+                   int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                   bool decoupled) {
+  TORCH_CHECK(param.scalar_type() == at::kFloat && grad.scalar_type() == at::kBFloat16 &&
+              low.scalar_type() == at::kBFloat16 && param.is_contiguous() && grad.is_contiguous() &&
+              low.is_contiguous() && m.is_contiguous() && v.is_contiguous() && grad.numel() == param.numel() &&
+              low.numel() == param.numel(), "adam_low_step: a float32 parameter, bfloat16 gradient and copy");
+  const AdamStep<float> update(lr, beta1, beta2, eps, weight_decay, decoupled, step);
+  float *p = ptr<float>(param), *mp = ptr<float>(m), *vp = ptr<float>(v);
+  const uint16_t* g = reinterpret_cast<const uint16_t*>(grad.data_ptr<at::BFloat16>());
+  uint16_t* lo = reinterpret_cast<uint16_t*>(low.data_ptr<at::BFloat16>());
+  at::parallel_for(0, param.numel(), 32768, [&](int64_t begin, int64_t end) {
+    FlushDenormals ftz;
+    constexpr int64_t K = Vec<float>::size();
+    for (int64_t i = begin; i < end; i += K) {
+      const int k = static_cast<int>(std::min<int64_t>(K, end - i));
+      narrow_bf16(update.step_vector(p + i, widen_bf16(g + i, k), mp + i, vp + i, k), lo + i, k);
+    }
   });
 }
 
