@@ -56,24 +56,16 @@ inline void narrow_bf16(const Vec<float>& x, uint16_t* dst, int k) {
   r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
   _mm512_mask_cvtepi32_storeu_epi16(dst, first(k), r);
 }
-#else
+#else  // c10's conversions, value by value
 inline Vec<float> widen_bf16(const uint16_t* src, int k) {
   float out[Vec<float>::size()] = {};
-  for (int j = 0; j < k; ++j) {
-    const uint32_t bits = static_cast<uint32_t>(src[j]) << 16;
-    std::memcpy(&out[j], &bits, sizeof(float));
-  }
+  for (int j = 0; j < k; ++j) out[j] = static_cast<float>(c10::BFloat16(src[j], c10::BFloat16::from_bits()));
   return Vec<float>::loadu(out);
 }
 inline void narrow_bf16(const Vec<float>& x, uint16_t* dst, int k) {
   float in[Vec<float>::size()];
   x.store(in);
-  for (int j = 0; j < k; ++j) {
-    uint32_t bits;
-    std::memcpy(&bits, &in[j], sizeof(float));
-    const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-    dst[j] = (bits & 0x7FFFFFFFu) > 0x7F800000u ? uint16_t(0x7FC0) : static_cast<uint16_t>(rounded);
-  }
+  for (int j = 0; j < k; ++j) dst[j] = c10::BFloat16(in[j]).x;
 }
 #endif
 
