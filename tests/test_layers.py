@@ -1,6 +1,8 @@
 """Layers: equal to torch.nn with copied weights (outputs, states, every gradient),
 equal to the plain loop over the cell, batch-invariant, chunk = whole, gradcheck."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -376,3 +378,26 @@ def test_extension_under_bfloat16_autocast_projects_in_bfloat16():
         assert b.dtype == torch.float32
         torch.testing.assert_close(b, a, rtol=0.05, atol=0.02)
     assert not torch.equal(results[0][0], results[1][0])
+
+
+def test_extension_restores_mkl_thread_setting():
+    """A layer with a small per-step product runs its products on MKL's calling thread
+    only (csrc/common.h SerialBlas); the thread's own MKL setting is put back after the
+    forward and the backward pass, and a large layer leaves it alone."""
+    import ctypes
+
+    try:
+        mkl = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        set_local = mkl.MKL_Set_Num_Threads_Local  # by value; returns the previous setting
+    except (OSError, AttributeError):
+        pytest.skip("torch is not linked with MKL here")
+    set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
+    previous = set_local(3)
+    try:
+        for layer in (LSTM(4, 8, bidirectional=True), LSTM(4, 256)):  # serial per step / MKL's threads
+            layer.kernel = Kernel.EXTENSION
+            x = torch.randn(2, 5, 4, requires_grad=True)
+            layer(x, torch.tensor([5, 3]))[0].sum().backward()
+            assert set_local(3) == 3
+    finally:
+        set_local(previous)

@@ -79,6 +79,26 @@ inline void blas(const char* ta, const char* tb, const int* m, const int* n, con
 
 // Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
 // column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
+// MKL's own threads, off while one of these lives on a thread (the thread's previous
+// setting restored after) for a layer whose per-step product is small: it finishes
+// before a second thread wakes, and the wake-ups cost more than they save. At 2 threads
+// the BiLSTM tagger (1 x 200 x 50 per step) trains 10-17% faster serial, while an LSTM of
+// 256 units at batch 1 (1 x 1024 x 256) is ~15% slower serial (BENCHMARKS.md). A weak
+// reference: with a BLAS other than MKL this does nothing.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+constexpr int64_t kSerialBlasMacs = int64_t(1) << 17;  // multiply-adds per step
+struct SerialBlas {
+  int saved = -1;
+  explicit SerialBlas(int64_t macs) {
+    if (macs > kSerialBlasMacs || MKL_Set_Num_Threads_Local == nullptr) return;
+    at::internal::lazy_init_num_threads();  // its first run on a thread resets MKL's setting: before ours
+    saved = MKL_Set_Num_Threads_Local(1);
+  }
+  ~SerialBlas() { if (saved >= 0) MKL_Set_Num_Threads_Local(saved); }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+};
+
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
   if (m == 0 || n == 0) return;

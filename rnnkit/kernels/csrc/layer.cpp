@@ -23,6 +23,9 @@ enum Kind : int64_t { kElman = 0, kLstm = 1, kGru = 2 };
 //   GRU:   w_ih, b_ih, h0, w_hh, b_hh
 int64_t per_direction(int64_t kind) { return kind == kLstm ? 7 : kind == kGru ? 5 : 4; }
 
+// The recurrent weight W_hh of the first direction.
+const Tensor& recurrent_weight(int64_t kind, const std::vector<Tensor>& params) { return params[kind == kLstm ? 4 : 3]; }
+
 Tensor or_zeros(const Tensor& state, int64_t B, int64_t n, const Tensor& like) {
   return state.numel() ? state : at::zeros({B, n}, like.options());
 }
@@ -63,6 +66,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layer_forward(
   const int64_t D = static_cast<int64_t>(params.size()) / P;
   TORCH_CHECK(D >= 1 && static_cast<int64_t>(params.size()) == D * P, "layer_forward: parameters per direction");
   const Tensor x2d = x.view({T * B, x.size(2)});
+  const SerialBlas serial(B * recurrent_weight(kind, params).numel());  // the per-step product's size
   std::vector<Tensor> ys, hs, cs, saved;
   for (int64_t d = 0; d < D; ++d) {
     const Tensor* p = params.data() + d * P;
@@ -103,6 +107,7 @@ std::vector<Tensor> layer_backward(int64_t kind, const Tensor& dy, const std::ve
   const int64_t D = static_cast<int64_t>(params.size()) / P, R = dy.size(2) / D;
   const int64_t S = static_cast<int64_t>(saved.size()) / D;
   const Tensor x2d = x.view({T * B, x.size(2)});
+  const SerialBlas serial(B * recurrent_weight(kind, params).numel());  // the per-step product's size
   std::vector<Tensor> grads(1 + params.size());
   auto keep = [&](int64_t d, int64_t k, const Tensor& g) {  // the gradient of params[d·P + k], if it is one
     if (params[d * P + k].numel()) grads[1 + d * P + k] = g;
