@@ -357,10 +357,15 @@ def test_extension_splits_large_batches_across_threads(make):
         torch.set_num_threads(threads)
 
 
-def test_extension_under_bfloat16_autocast_projects_in_bfloat16():
+@pytest.mark.parametrize("rows", [21, 22], ids=["at_threshold", "above_the_batch"])
+def test_extension_under_bfloat16_autocast_projects_in_bfloat16(monkeypatch, rows):
     """Under bfloat16 autocast the C++ layer runs its input projections (forward and
-    backward) in bfloat16 and the recurrence in float32: outputs and gradients stay
-    float32 and close to the float32 run, and differ from it (the products did change)."""
+    backward) in bfloat16 and the recurrence in float32 for a batch of at least
+    LOW_PRECISION_ROWS steps: outputs and gradients stay float32 and close to the float32
+    run, and differ from it (the products did change). Below it, the run is float32's."""
+    from rnnkit.kernels import fused
+
+    monkeypatch.setattr(fused, "LOW_PRECISION_ROWS", rows)  # the batch below has 3 x 7 = 21 steps
     torch.manual_seed(5)
     layer = LSTM(16, 32, bidirectional=True)
     layer.kernel = Kernel.EXTENSION
@@ -377,7 +382,7 @@ def test_extension_under_bfloat16_autocast_projects_in_bfloat16():
     for a, b in zip(*results):
         assert b.dtype == torch.float32
         torch.testing.assert_close(b, a, rtol=0.05, atol=0.02)
-    assert not torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][0], results[1][0]) == (rows > 21)
 
 
 def test_extension_restores_mkl_thread_setting():

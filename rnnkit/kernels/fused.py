@@ -38,6 +38,10 @@ State = tuple[Tensor, ...]
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / name for name in ("layer.cpp", "recurrent.cpp", "softmax.cpp", "optim.cpp")]
 ACTIVATIONS = {Activation.TANH: 0, Activation.RELU: 1, Activation.SIGMOID: 2}
+# Under bfloat16 autocast the input projections run in bfloat16 from this many rows (B·T)
+# on; below it, casting the weights and inputs costs as much as the products save, and
+# more at 2 threads (BENCHMARKS.md, change 18)
+LOW_PRECISION_ROWS = 512
 
 
 # ATen's vector type is compiled for the instruction set torch itself dispatches to here.
@@ -132,13 +136,14 @@ def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | N
 
     Returns y (B, T, D·H_out), zero past each length, and the final state as the layer
     returns it, (h (L·D, B, H_out),) or for the LSTM (h, c (L·D, B, H)), in the batch's order.
-    Under bfloat16 autocast the input projections run in bfloat16; the recurrences in
-    the weights' dtype.
+    Under bfloat16 autocast the input projections of a batch of ``LOW_PRECISION_ROWS``
+    steps or more run in bfloat16; the recurrences in the weights' dtype.
     """
     D = len(cells) // num_layers
     kind = _kind(cells[0])
     activation = ACTIVATIONS[cells[0].activation] if isinstance(cells[0], ElmanCell) else 0
-    low = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    low = (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+           and x.shape[0] * x.shape[1] >= LOW_PRECISION_ROWS)
     order = None
     if lengths is not None and bool((lengths == x.shape[1]).all()):
         lengths = None
