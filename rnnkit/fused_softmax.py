@@ -34,6 +34,9 @@ from rnnkit.kernels import fused
 
 CHUNK = 256  # rows per chunk of the forward GEMM and the row pass
 LOW_PRECISION_ROWS = 64  # fewer rows: casting the (V, H) weight costs more than bfloat16 GEMMs save (BENCHMARKS.md)
+# bfloat16 products run on rows padded with zeros to a multiple of this: oneDNN compiles a
+# kernel for every new shape (~20 ms each at 90 x 10,000 x 256), and AMX works in tiles of 16 rows
+LOW_PRECISION_ALIGN = 16
 
 
 def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:
@@ -60,39 +63,42 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, targets, chunk, low):
         # h (N, H), weight (V, H), bias (V,) or None, targets (N,); low: bfloat16 GEMMs or None
-        dtype = low or h.dtype
+        dtype, n = low or h.dtype, h.shape[0]
         # rnnkit.optim.Adam.step_in_backward: the weight's update fused with its gradient's product
         fused_step = getattr(weight, "rnnkit_step_in_backward", None)
         w = fused_step.low_weight(weight) if fused_step is not None and low == torch.bfloat16 else None
         w, hl = (weight.to(dtype) if w is None else w), h.to(dtype)  # under autocast: its copy kept by Adam
-        g = h.new_empty(h.shape[0], weight.shape[0], dtype=dtype)  # logits, then dL/dlogits
+        rows = n if low is None else -(-n // LOW_PRECISION_ALIGN) * LOW_PRECISION_ALIGN
+        if rows > n:  # zero rows: zero logits, never turned into gradients, so they add nothing
+            hl = torch.cat([hl, hl.new_zeros(rows - n, hl.shape[1])])
+        g = h.new_empty(rows, weight.shape[0], dtype=dtype)  # logits, then dL/dlogits (rows past n: 0)
         wants = ctx.needs_input_grad
         b = None if bias is None else bias.to(torch.float32 if low is not None else bias.dtype)
         db = torch.zeros_like(b) if b is not None and wants[2] else None  # (V,)
         loss = h.new_zeros((), dtype=torch.float32 if low is not None else h.dtype)
-        for start in range(0, h.shape[0], chunk):  # each chunk's logits are used while in cache
+        for start in range(0, rows, chunk):  # each chunk's logits are used while in cache
             z = g[start:start + chunk]
             torch.mm(hl[start:start + chunk], w.t(), out=z)  # (c, V); the bias is added in the row pass
-            loss += _softmax_xent_(z, targets[start:start + chunk], b, db).sum()
+            loss += _softmax_xent_(z[:max(0, n - start)], targets[start:start + chunk], b, db).sum()
         ctx.save_for_backward(g, w, hl, db)
-        ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
+        ctx.dtypes, ctx.rows = (h.dtype, weight.dtype, None if bias is None else bias.dtype), n
         ctx.fused_step = fused_step
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        g, w, hl, db = ctx.saved_tensors  # g = dL/dlogits (N, V), unscaled
-        wants, (h_dtype, w_dtype, b_dtype) = ctx.needs_input_grad, ctx.dtypes
+        g, w, hl, db = ctx.saved_tensors  # g = dL/dlogits (N, V), unscaled; zero rows past ctx.rows
+        wants, (h_dtype, w_dtype, b_dtype), n = ctx.needs_input_grad, ctx.dtypes, ctx.rows
         scale = grad.to(hl.dtype)  # the upstream scalar goes on the small (N, H) side of each product
         if ctx.fused_step is not None and wants[1]:
             gw = ctx.fused_step.linear_backward(g, w, hl * scale)  # g @ w; w updated by g.T @ (hl * scale)
             if gw is not None:
-                dh = gw.mul_(scale).to(h_dtype) if wants[0] else None
+                dh = gw[:n].mul_(scale).to(h_dtype) if wants[0] else None
                 db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None
                 return dh, None, db, None, None, None
         with torch.autocast(device_type=hl.device.type, enabled=False):  # the dtypes chosen in forward
-            dh = (g @ w).mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
+            dh = (g @ w)[:n].mul_(scale).to(h_dtype) if wants[0] else None  # (N, H)
             dw = (g.t() @ (hl * scale)).to(w_dtype) if wants[1] else None  # (V, H)
         db = (db * grad).to(b_dtype) if wants[2] and b_dtype is not None else None  # (V,)
         return dh, dw, db, None, None, None

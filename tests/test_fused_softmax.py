@@ -56,6 +56,24 @@ def test_bfloat16_under_autocast_is_close():
     torch.testing.assert_close(few[2], _grads(linear_cross_entropy, h[:5], w, b, t[:5])[2], rtol=0, atol=0)
 
 
+def test_bfloat16_rows_padded_for_the_products_change_nothing(monkeypatch):
+    """Under autocast the products run on rows padded with zeros to a multiple of
+    LOW_PRECISION_ALIGN (few distinct shapes for oneDNN): the loss and every gradient
+    equal those of the unpadded products, and the padded rows reach no gradient."""
+    g = torch.Generator().manual_seed(2)
+    N = fused_softmax.LOW_PRECISION_ROWS + 5  # not a multiple of 16
+    h, w, b = torch.randn(N, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
+    t = torch.randint(0, 300, (N,), generator=g)
+    runs = []
+    for align in (1, fused_softmax.LOW_PRECISION_ALIGN):
+        monkeypatch.setattr(fused_softmax, "LOW_PRECISION_ALIGN", align)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            runs.append(_grads(lambda *a: linear_cross_entropy(*a, chunk=32), h, w, b, t))
+    for a, r in zip(*runs):
+        assert a.shape == r.shape
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5 * float(r.abs().max()))
+
+
 def test_no_gradient_wanted_gives_the_loss_only():
     h, w = torch.randn(6, 3), torch.randn(9, 3)
     t = torch.randint(0, 9, (6,))
