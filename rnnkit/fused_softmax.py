@@ -34,9 +34,15 @@ from rnnkit.kernels import fused
 
 CHUNK = 256  # rows per chunk of the forward GEMM and the row pass
 LOW_PRECISION_ROWS = 64  # fewer rows: casting the (V, H) weight costs more than bfloat16 GEMMs save (BENCHMARKS.md)
-# bfloat16 products run on rows padded with zeros to a multiple of this: oneDNN compiles a
-# kernel for every new shape (~20 ms each at 90 x 10,000 x 256), and AMX works in tiles of 16 rows
+# bfloat16 products run on rows padded with zeros (_padded_rows) to a multiple of this, or of
+# 1/16 of the count's power of two if larger: oneDNN compiles a kernel for every new shape (~20 ms
+# each at 90 x 10,000 x 256), so at most 8 shapes per doubling, and at most 1/8 more rows
 LOW_PRECISION_ALIGN = 16
+
+
+def _padded_rows(n: int) -> int:
+    align = max(LOW_PRECISION_ALIGN, 1 << max(0, (n - 1).bit_length() - 4))
+    return -(-n // align) * align
 
 
 def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:
@@ -68,7 +74,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         fused_step = getattr(weight, "rnnkit_step_in_backward", None)
         w = fused_step.low_weight(weight) if fused_step is not None and low == torch.bfloat16 else None
         w, hl = (weight.to(dtype) if w is None else w), h.to(dtype)  # under autocast: its copy kept by Adam
-        rows = n if low is None else -(-n // LOW_PRECISION_ALIGN) * LOW_PRECISION_ALIGN
+        rows = n if low is None else _padded_rows(n)
         if rows > n:  # zero rows: zero logits, never turned into gradients, so they add nothing
             hl = torch.cat([hl, hl.new_zeros(rows - n, hl.shape[1])])
         g = h.new_empty(rows, weight.shape[0], dtype=dtype)  # logits, then dL/dlogits (rows past n: 0)

@@ -57,16 +57,20 @@ def test_bfloat16_under_autocast_is_close():
 
 
 def test_bfloat16_rows_padded_for_the_products_change_nothing(monkeypatch):
-    """Under autocast the products run on rows padded with zeros to a multiple of
-    LOW_PRECISION_ALIGN (few distinct shapes for oneDNN): the loss and every gradient
-    equal those of the unpadded products, and the padded rows reach no gradient."""
+    """Under autocast the products run on rows padded with zeros (few distinct shapes for
+    oneDNN): the loss and every gradient equal those of the unpadded products, and the
+    padded rows reach no gradient. The padding: a multiple of 16, or of 1/16 of the
+    count's power of two; at most 1/8 more rows."""
+    assert [fused_softmax._padded_rows(n) for n in (1, 16, 17, 129, 1000, 1025)] == [16, 16, 32, 144, 1024, 1152]
+    assert all(n <= fused_softmax._padded_rows(n) <= n * 9 / 8 for n in range(128, 5000))
     g = torch.Generator().manual_seed(2)
     N = fused_softmax.LOW_PRECISION_ROWS + 5  # not a multiple of 16
     h, w, b = torch.randn(N, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
     t = torch.randint(0, 300, (N,), generator=g)
+    assert fused_softmax._padded_rows(N) == 80
     runs = []
-    for align in (1, fused_softmax.LOW_PRECISION_ALIGN):
-        monkeypatch.setattr(fused_softmax, "LOW_PRECISION_ALIGN", align)
+    for padded in (lambda n: n, fused_softmax._padded_rows):
+        monkeypatch.setattr(fused_softmax, "_padded_rows", padded)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             runs.append(_grads(lambda *a: linear_cross_entropy(*a, chunk=32), h, w, b, t))
     for a, r in zip(*runs):

@@ -30,10 +30,26 @@ Tensor or_zeros(const Tensor& state, int64_t B, int64_t n, const Tensor& like) {
   return state.numel() ? state : at::zeros({B, n}, like.options());
 }
 
-// a (m, k) @ b (k, n) or its transposes, in bfloat16 products when low (the result in a's dtype).
+// x rounded up to a multiple of 16, or of 1/16 of x's power of two if larger: at most 8
+// sizes per doubling, at most 1/8 more (as rnnkit.fused_softmax._padded_rows).
+inline int64_t padded(int64_t x) {
+  int64_t bits = 0;
+  while ((int64_t(1) << bits) < x) ++bits;  // bits = bit length of x - 1
+  const int64_t align = std::max<int64_t>(16, int64_t(1) << std::max<int64_t>(0, bits - 4));
+  return (x + align - 1) / align * align;
+}
+
+// a (m, k) @ b (k, n) or its transposes, in bfloat16 products when low (the result in a's
+// dtype). oneDNN compiles a kernel for every new shape (~20 ms each at the RNNLM's sizes)
+// and batches vary in B·T: in bfloat16, m and k are padded with zeros (padded()).
 Tensor product(const Tensor& a, const Tensor& b, bool low) {
   if (!low) return at::mm(a, b);
-  return at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)).to(a.scalar_type());
+  const int64_t m = a.size(0), k = a.size(1), mp = padded(m), kp = padded(k);
+  Tensor al = mp == m && kp == k ? a.to(at::kBFloat16) : at::zeros({mp, kp}, a.options().dtype(at::kBFloat16));
+  if (mp != m || kp != k) al.narrow(0, 0, m).narrow(1, 0, k).copy_(a);
+  Tensor bl = kp == k ? b.to(at::kBFloat16) : at::zeros({kp, b.size(1)}, b.options().dtype(at::kBFloat16));
+  if (kp != k) bl.narrow(0, 0, k).copy_(b);
+  return at::mm(al, bl).narrow(0, 0, m).to(a.scalar_type());
 }
 
 // x2d (T·B, I) -> xp (T, B, G) = x W_ih^T + b.
