@@ -77,8 +77,6 @@ inline void blas(const char* ta, const char* tb, const int* m, const int* n, con
                  const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
                  const int* ldc) { dgemm_(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
 
-// Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
-// column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
 // MKL's own threads, off while one of these lives on a thread (the thread's previous
 // setting restored after) for a layer whose per-step product is small: it finishes
 // before a second thread wakes, and the wake-ups cost more than they save. At 2 threads
@@ -99,6 +97,8 @@ struct SerialBlas {
   SerialBlas& operator=(const SerialBlas&) = delete;
 };
 
+// Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
+// column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T beta, T* c) {
   if (m == 0 || n == 0) return;
