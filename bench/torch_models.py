@@ -60,7 +60,7 @@ class Tagger(nn.Module):
     def __init__(self, words: int, chars: int, tags: int, use_rnnkit: bool, with_chars: bool, sparse: bool):
         super().__init__()
         self.rnnkit, self.with_chars = use_rnnkit, with_chars
-        # rnnkit: the tables' gradients as rows; rnnkit.optim.Adam applies the dense update
+        # rnnkit: the tables' gradients as rows; rnnkit.adam.Adam applies the dense update
         # (every row) or the lazy one (used rows) from them, as OptimizerConfig.sparse_embeddings says
         self.embed = nn.Embedding(words, 128, sparse=sparse or use_rnnkit)
         self.bilstm = self._lstm(128, 50)
@@ -100,12 +100,16 @@ class TorchTrainer:
     """One update per step over an endless stream of examples."""
 
     def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True,
-                 precision: Precision = Precision.FLOAT32, step_in_backward: bool = True):
+                 precision: Precision = Precision.FLOAT32, step_in_backward: bool = True,
+                 defer_rows: bool = True):
         self.model, self.examples, self.precision = model, examples, precision
         if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
             self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
             if isinstance(model, RNNLM) and step_in_backward:  # no clipping here: the softmax weight's
                 self.opts[0].step_in_backward(model.out.weight)  # update fused with its gradient
+            if not sparse and defer_rows:  # the tables' dense update, each row's taken when next used
+                for table in (m for m in model.modules() if isinstance(m, nn.Embedding)):
+                    self.opts[0].defer_rows(table)
         else:
             tables = [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
             ids = {id(p) for p in tables}

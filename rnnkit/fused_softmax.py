@@ -10,7 +10,7 @@ pass, which puts the upstream gradient on the small (N, H) side of each. The
 three GEMMs of the unfused layer remain; its separate passes over an N×V tensor
 (log-softmax, NLL, their backward, the one-hot scatter) are gone.
 
-With :meth:`rnnkit.optim.Adam.step_in_backward` on the weight, the backward pass
+With :meth:`rnnkit.adam.Adam.step_in_backward` on the weight, the backward pass
 updates the weight itself and stores no float32 (V, H) gradient: in float32, block
 by block while each block is in cache (one C++ pass: dh, the block's gradient, its
 Adam step); under bfloat16 autocast, after the two bfloat16 products, in one pass
@@ -70,7 +70,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def forward(ctx, h, weight, bias, targets, chunk, low):
         # h (N, H), weight (V, H), bias (V,) or None, targets (N,); low: bfloat16 GEMMs or None
         dtype, n = low or h.dtype, h.shape[0]
-        # rnnkit.optim.Adam.step_in_backward: the weight's update fused with its gradient's product
+        # rnnkit.adam.Adam.step_in_backward: the weight's update fused with its gradient's product
         fused_step = getattr(weight, "rnnkit_step_in_backward", None)
         w = fused_step.low_weight(weight) if fused_step is not None and low == torch.bfloat16 else None
         w, hl = (weight.to(dtype) if w is None else w), h.to(dtype)  # under autocast: its copy kept by Adam

@@ -10,6 +10,7 @@
 #endif
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -143,6 +144,11 @@ void lazy_adam_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
 void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
                     const Tensor& v, int64_t step, double lr, double beta1, double beta2, double eps,
                     double weight_decay, bool decoupled);
+void adam_catch_up(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& current,
+                   const Tensor& history, int64_t base, int64_t to, const std::optional<Tensor>& rows);
+void adam_deferred_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
+                        const Tensor& v, const Tensor& current, const Tensor& history, int64_t base, int64_t step,
+                        double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled);
 Tensor linear_adam_backward(const Tensor& g, const Tensor& w, const Tensor& hs, const Tensor& m, const Tensor& v,
                             int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
                             bool decoupled, int64_t block_elements);

@@ -170,6 +170,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("adam_step", &rnnkit::adam_step);
   m.def("lazy_adam_step", &rnnkit::lazy_adam_step);
   m.def("adam_rows_step", &rnnkit::adam_rows_step);
+  m.def("adam_catch_up", &rnnkit::adam_catch_up);
+  m.def("adam_deferred_step", &rnnkit::adam_deferred_step);
   m.def("linear_adam_backward", &rnnkit::linear_adam_backward);
   m.def("adam_low_step", &rnnkit::adam_low_step);
 }

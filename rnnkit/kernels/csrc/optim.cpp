@@ -9,23 +9,41 @@ namespace {
 // One pass over each tensor: the update of torch.optim.Adam (L2 weight decay) or
 // AdamW (decoupled), without the Python bookkeeping per step.
 
-// Adam's constants for one step of one tensor, as vectors.
-template <typename T> struct AdamStep {
-  using V = Vec<T>;
-  V b1, b2, c1, c2, step_size, eps, inv_bc2_sqrt, decay, l2;
-  AdamStep(T lr, T beta1, T beta2, T eps_, T weight_decay, bool decoupled, int64_t step)
+// Adam's constants for one step of one tensor (the layout of a row of a deferred table's
+// history, adam_deferred_step).
+template <typename T> struct AdamConstants {
+  T b1, b2, c1, c2, step_size, eps, inv_bc2_sqrt, decay, l2;
+  static constexpr int64_t kCount = 9;
+  AdamConstants(T lr, T beta1, T beta2, T eps_, T weight_decay, bool decoupled, int64_t step)
       : b1(beta1), b2(beta2), c1(T(1) - beta1), c2(T(1) - beta2),
         step_size(lr / (T(1) - std::pow(beta1, T(step)))), eps(eps_),
         inv_bc2_sqrt(T(1) / std::sqrt(T(1) - std::pow(beta2, T(step)))),
         decay(decoupled ? T(1) - lr * weight_decay : T(1)), l2(decoupled ? T(0) : weight_decay) {}
+  explicit AdamConstants(const T* row) { std::memcpy(this, row, sizeof(*this)); }
+  void save(T* row) const { std::memcpy(row, this, sizeof(*this)); }
+};
+static_assert(sizeof(AdamConstants<float>) == AdamConstants<float>::kCount * sizeof(float), "no padding");
+
+// Adam's constants for one step of one tensor, as vectors.
+template <typename T> struct AdamStep {
+  using V = Vec<T>;
+  V b1, b2, c1, c2, step_size, eps, inv_bc2_sqrt, decay, l2;
+  explicit AdamStep(const AdamConstants<T>& c)
+      : b1(c.b1), b2(c.b2), c1(c.c1), c2(c.c2), step_size(c.step_size), eps(c.eps), inv_bc2_sqrt(c.inv_bc2_sqrt),
+        decay(c.decay), l2(c.l2) {}
+  AdamStep(T lr, T beta1, T beta2, T eps_, T weight_decay, bool decoupled, int64_t step)
+      : AdamStep(AdamConstants<T>(lr, beta1, beta2, eps_, weight_decay, decoupled, step)) {}
 
   // One vector: the k values at p, m, v updated with the gradient g; returns the new p.
   V step_vector(T* p, V g, T* m, T* v, int k) const {
+    // every multiply-add explicit: the compiler contracts none differently from one caller to
+    // the next, so a value is the same bits whichever pass updates it (adam_deferred_step)
+    using at::vec::fmadd;
     V pv = V::loadu(p, k) * decay;
-    g = g + l2 * pv;
-    const V mv = b1 * V::loadu(m, k) + c1 * g;
-    const V vv = b2 * V::loadu(v, k) + c2 * g * g;
-    pv = pv - step_size * mv * recip_positive(vv.sqrt() * inv_bc2_sqrt + eps);
+    g = fmadd(l2, pv, g);
+    const V mv = fmadd(b1, V::loadu(m, k), c1 * g);
+    const V vv = fmadd(b2, V::loadu(v, k), c2 * g * g);
+    pv = at::vec::fnmadd(step_size * mv, recip_positive(fmadd(vv.sqrt(), inv_bc2_sqrt, eps)), pv);
     mv.store(m, k); vv.store(v, k); pv.store(p, k);
     return pv;
   }
@@ -192,6 +210,106 @@ void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
         i = sum_row(g, r, order, i, D, sum.data());
         update(p + row * D, sum.data(), mp + row * D, vp + row * D, D);
         ++row;
+      }
+    });
+  });
+}
+
+// ------------------------------------------------ deferred dense Adam ----
+// adam_rows_step's update (every row moves every step) with each row's zero-gradient steps
+// taken when the row is next needed rather than every step: a table's row `r` holds its
+// values and moments as of step current[r]; history (S, 9) holds the constants of steps
+// base+1 .. base+S. Bringing a row up to date runs those steps on it while it sits in cache,
+// with the arithmetic of adam_rows_step in the same order, so the values are bitwise the same;
+// a step then costs the used rows, not a pass over the table at memory speed.
+
+// Row `row` (D values) of p, m, v brought from step current[row] to step `to`.
+template <typename T>
+void catch_up_row(T* p, T* m, T* v, int64_t D, int64_t row, int64_t to, int64_t* current, const T* history,
+                  int64_t base) {
+  TORCH_CHECK(current[row] >= base, "adam deferred rows: row ", row, " is at step ", current[row],
+              ", before the history's start ", base);
+  for (int64_t s = current[row] + 1; s <= to; ++s)
+    AdamStep<T>(AdamConstants<T>(history + (s - base - 1) * AdamConstants<T>::kCount))(
+        p + row * D, nullptr, m + row * D, v + row * D, D);
+  current[row] = std::max(current[row], to);
+}
+
+struct Deferred {
+  Tensor param, m, v, current, history;
+  int64_t base, R, D;
+  Deferred(const Tensor& param_, const Tensor& m_, const Tensor& v_, const Tensor& current_, const Tensor& history_,
+           int64_t base_, const char* who)
+      : param(param_), m(m_), v(v_), current(current_), history(history_), base(base_), R(param_.size(0)),
+        D(param_.numel() / std::max<int64_t>(param_.size(0), 1)) {
+    TORCH_CHECK(param.dim() >= 1 && param.is_contiguous() && m.is_contiguous() && v.is_contiguous() &&
+                current.is_contiguous() && current.scalar_type() == at::kLong && current.numel() == R &&
+                history.is_contiguous() && history.dim() == 2 && history.size(1) == 9 &&
+                history.dtype() == param.dtype(), who, ": contiguous tensors, an int64 step per row and a (S, 9) "
+                "history of the parameter's type");
+  }
+  int64_t* steps() const { return current.data_ptr<int64_t>(); }
+};
+
+// Rows `rows` (any shape, repeats allowed) of the table brought up to step `to`; all rows
+// when `rows` is undefined.
+void adam_catch_up(const Tensor& param, const Tensor& m, const Tensor& v, const Tensor& current,
+                   const Tensor& history, int64_t base, int64_t to, const std::optional<Tensor>& rows) {
+  const Deferred t(param, m, v, current, history, base, "adam_catch_up");
+  TORCH_CHECK(to - base <= history.size(0), "adam_catch_up: step ", to, " is past the history");
+  std::vector<int64_t> wanted;
+  if (rows.has_value()) {
+    const Tensor r = rows->to(at::kLong).contiguous();
+    wanted.assign(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    TORCH_CHECK(wanted.empty() || (wanted.front() >= 0 && wanted.back() < t.R), "adam_catch_up: a row is out of range");
+  }
+  const int64_t n = rows.has_value() ? static_cast<int64_t>(wanted.size()) : t.R;
+  AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_catch_up", [&] {
+    using T = scalar_t;
+    T *p = ptr<T>(param), *mp = ptr<T>(m), *vp = ptr<T>(v);
+    const T* h = ptr<T>(history);
+    at::parallel_for(0, n, std::max<int64_t>(1, 4096 / std::max<int64_t>(t.D, 1)), [&](int64_t begin, int64_t end) {
+      FlushDenormals ftz;
+      for (int64_t i = begin; i < end; ++i)
+        catch_up_row(p, mp, vp, t.D, rows.has_value() ? wanted[i] : i, to, t.steps(), h, base);
+    });
+  });
+}
+
+// Step `step` of the table, from a sparse gradient (uncoalesced: repeated rows summed): its
+// constants written to the history, then every row the gradient names brought up to the step
+// before and updated with its gradient. Other rows wait.
+void adam_deferred_step(const Tensor& param, const Tensor& rows_in, const Tensor& values_in, const Tensor& m,
+                        const Tensor& v, const Tensor& current, const Tensor& history, int64_t base, int64_t step,
+                        double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled) {
+  const Deferred t(param, m, v, current, history, base, "adam_deferred_step");
+  TORCH_CHECK(step > base && step - base <= history.size(0), "adam_deferred_step: step ", step,
+              " is past the history");
+  const RowGrad grad(param, rows_in, values_in, "adam_deferred_step");
+  const int64_t N = grad.N, D = grad.D;
+  const int64_t* r = grad.rows.data_ptr<int64_t>();
+  std::vector<int64_t> starts;  // the first position in grad.order of each row
+  for (int64_t i = 0; i < N; ++i)
+    if (i == 0 || r[grad.order[i]] != r[grad.order[i - 1]]) starts.push_back(i);
+  AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_deferred_step", [&] {
+    using T = scalar_t;
+    const AdamConstants<T> constants(lr, beta1, beta2, eps, weight_decay, decoupled, step);
+    constants.save(ptr<T>(history) + (step - base - 1) * AdamConstants<T>::kCount);
+    const AdamStep<T> update(constants);
+    T *p = ptr<T>(param), *mp = ptr<T>(m), *vp = ptr<T>(v);
+    const T *g = ptr<T>(grad.values), *h = ptr<T>(history);
+    const int64_t U = static_cast<int64_t>(starts.size());
+    at::parallel_for(0, U, std::max<int64_t>(1, 4096 / std::max<int64_t>(D, 1)), [&](int64_t begin, int64_t end) {
+      FlushDenormals ftz;
+      std::vector<T> sum(D);
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t row = r[grad.order[starts[u]]];
+        sum_row(g, r, grad.order, starts[u], D, sum.data());
+        catch_up_row(p, mp, vp, D, row, step - 1, t.steps(), h, base);
+        update(p + row * D, sum.data(), mp + row * D, vp + row * D, D);
+        t.steps()[row] = step;
       }
     });
   });
