@@ -316,3 +316,24 @@ def test_defer_rows_refuses_what_it_cannot_defer():
     opt.defer_rows(model.embed)
     with pytest.raises(ValueError, match="already"):
         opt.defer_rows(model.embed)
+
+
+def test_step_hooks_and_the_profiler_region_still_work():
+    """step() skips torch's wrapper only when it has nothing to do: registered step hooks run,
+    and under the profiler the step is its usual region."""
+    model = Tagger(False)
+    opt = Adam(model.parameters())
+    calls = []
+    handles = [opt.register_step_pre_hook(lambda *_: calls.append("pre")),
+               opt.register_step_post_hook(lambda *_: calls.append("post"))]
+    model(torch.tensor([1])).backward()
+    before = model.out.weight.detach().clone()
+    opt.step()
+    assert calls == ["pre", "post"] and not torch.equal(model.out.weight, before)
+    for handle in handles:
+        handle.remove()
+    with torch.profiler.profile() as prof:
+        opt.step()
+    assert any(e.name == "Optimizer.step#Adam.step" for e in prof.events())
+    opt.step()
+    assert calls == ["pre", "post"]

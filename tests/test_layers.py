@@ -275,21 +275,23 @@ WIDE = {  # hidden sizes past one vector register, with a partial last vector (4
 }
 
 
+@pytest.mark.parametrize("lengths", [LENGTHS, LENGTHS[:3]], ids=["blas-steps", "transposed-steps"])
 @pytest.mark.parametrize("kind", WIDE)
-def test_extension_equals_reference_on_wide_layers(kind):
+def test_extension_equals_reference_on_wide_layers(kind, lengths):
     """The vectorised C++ path (full vectors and a partial one) against the loop over the
     cell in float64: outputs, final states, and the gradient of the input, the initial
-    state and every weight."""
+    state and every weight; with the per-step products by BLAS (5 rows) and by the
+    transposed weight (at most 4 rows, common.h's StepProduct)."""
     torch.manual_seed(3)
     results = []
     for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
         torch.manual_seed(3)
         layer = WIDE[kind]().double()
         layer.kernel = kernel
-        x = torch.randn(len(LENGTHS), T, 6, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(len(lengths), T, 6, dtype=torch.float64, requires_grad=True)
         state = tuple(torch.randn(shape, dtype=torch.float64, requires_grad=True)
-                      for shape in layer.state_shapes(len(LENGTHS)))
-        y, s = layer(x, torch.tensor(LENGTHS), state[0] if len(state) == 1 else state)
+                      for shape in layer.state_shapes(len(lengths)))
+        y, s = layer(x, torch.tensor(lengths), state[0] if len(state) == 1 else state)
         weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
                    for k, t in enumerate((y, *as_tuple(s)))]
         sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()

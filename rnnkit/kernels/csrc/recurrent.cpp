@@ -2,11 +2,12 @@
 //
 // One direction of one layer, time-major. The input half of every step is
 // already done (xp = x W_ih^T + b for all T steps: one GEMM in layer.cpp).
-// Per step: one recurrent GEMM (a direct BLAS call, no tensor made in the time
-// loop) into a preallocated buffer, then the gate arithmetic in one vectorised
-// loop. The backward pass through time is written out (seed 003's rules for the LSTM):
-// per step one fused loop and one GEMM for the gradient of the previous
-// state; the weight gradients are single large GEMMs over all steps at the end.
+// Per step: one recurrent product (StepProduct in common.h: a direct BLAS call, or
+// for a few rows of a small weight a vector loop; no tensor made in the time loop)
+// into a preallocated buffer, then the gate arithmetic in one vectorised loop. The
+// backward pass through time is written out (seed 003's rules for the LSTM): per
+// step one fused loop and one product for the gradient of the previous state; the
+// weight gradients are single large GEMMs over all steps at the end.
 //
 // Variable lengths: the batch is sorted by length, longest first, so the
 // sequences still running at time t are the rows [0, n_t). Rows past their
@@ -129,6 +130,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Te
     T_ *g = ptr<T_>(gates), *cs_p = ptr<T_>(cs), *hp = ptr<T_>(hprev), *cp = ptr<T_>(cprev), *y_p = ptr<T_>(y);
     T_ *m_p = ptr<T_>(m), *h_p = ptr<T_>(h), *c_p = ptr<T_>(c);
     const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
+    const StepProduct<T_> recur(w, 4 * H, R, B), project(w_r, proj ? R : 0, H, B);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, reverse), rows = n[t];
       if (rows == 0) continue;
@@ -138,9 +140,9 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Te
       copy_rows(hp + t * B * R, h_p, rows * R);
       copy_rows(cp + t * B * H, c_p, rows * H);
       copy_rows(g_t, x_p + t * B * 4 * H, rows * 4 * H);
-      gemm<T_>(false, true, rows, 4 * H, R, h_p, w, T_(1), g_t);  // += h W_hh^T
+      recur(rows, h_p, T_(1), g_t);  // += h W_hh^T
       lstm_step<T_>(g_t, c_p, cs_p + t * B * H, m_t, peep, rows, H);
-      if (proj) gemm<T_>(false, true, rows, R, H, m_t, w_r, T_(0), y_t);  // r = m W_hr^T
+      if (proj) project(rows, m_t, T_(0), y_t);  // r = m W_hr^T
       copy_rows(h_p, y_t, rows * R);
     }
   });
@@ -168,6 +170,7 @@ std::vector<Tensor> lstm_backward(const Tensor& dy_in, const Tensor& dhT, const 
     const T_ *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
     T_ *dg = ptr<T_>(dgates), *dr_p = ptr<T_>(dr_all), *drb = ptr<T_>(dr_buf), *dmb = ptr<T_>(dm_buf);
     T_ *dh_p = ptr<T_>(dh), *dc_p = ptr<T_>(dc);
+    const StepProduct<T_> recur(w, 4 * H, R, B, false);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, !reverse), rows = n[t];
       if (rows == 0) continue;
@@ -178,7 +181,7 @@ std::vector<Tensor> lstm_backward(const Tensor& dy_in, const Tensor& dhT, const 
       if (proj) { dm = dmb; gemm<T_>(false, false, rows, H, R, dr, w_r, T_(0), dm); }  // d m = d r W_hr
       T_* dg_t = dg + t * B * 4 * H;
       lstm_step_back<T_>(g + t * B * 4 * H, cs_p + t * B * H, cp + t * B * H, dm, dc_p, dg_t, peep, rows, H);
-      gemm<T_>(false, false, rows, R, 4 * H, dg_t, w, T_(0), dh_p);  // d r(t-1) = d gates W_hh
+      recur.backward(rows, dg_t, T_(0), dh_p);  // d r(t-1) = d gates W_hh
     }
   });
   Tensor flat = dgates.view({T * B, 4 * H});
@@ -258,12 +261,13 @@ std::vector<Tensor> gru_forward(const Tensor& xp_in, const Tensor& h0, const Ten
     const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh), *bh = ptr<T_>(b_hh);
     T_ *a_p = ptr<T_>(act), *hn_p = ptr<T_>(hn), *hprev_p = ptr<T_>(hprev), *y_p = ptr<T_>(y);
     T_ *hp_p = ptr<T_>(hp), *h_p = ptr<T_>(h);
+    const StepProduct<T_> recur(w, 3 * H, H, B);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, reverse), rows = n[t];
       if (rows == 0) continue;
       copy_rows(hprev_p + t * B * H, h_p, rows * H);
       if (bias) for (int64_t b = 0; b < rows; ++b) copy_rows(hp_p + b * 3 * H, bh, 3 * H);
-      gemm<T_>(false, true, rows, 3 * H, H, h_p, w, bias ? T_(1) : T_(0), hp_p);  // h W_hh^T + b_hh
+      recur(rows, h_p, bias ? T_(1) : T_(0), hp_p);  // h W_hh^T + b_hh
       gru_step<T_>(x_p + t * B * 3 * H, hp_p, a_p + t * B * 3 * H, hn_p + t * B * H, h_p, y_p + t * B * H,
                    rows, H);
     }
@@ -286,6 +290,7 @@ std::vector<Tensor> gru_backward(const Tensor& dy_in, const Tensor& dhT, const T
     const T_ *a_p = ptr<T_>(act), *hn_p = ptr<T_>(hn), *hprev_p = ptr<T_>(hprev), *dy_p = ptr<T_>(dy);
     const T_* w = ptr<T_>(w_hh);
     T_ *dx_p = ptr<T_>(dxp), *dhp_p = ptr<T_>(dhp), *dh_p = ptr<T_>(dh);
+    const StepProduct<T_> recur(w, 3 * H, H, B, false);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, !reverse), rows = n[t];
       if (rows == 0) continue;
@@ -294,7 +299,7 @@ std::vector<Tensor> gru_backward(const Tensor& dy_in, const Tensor& dhT, const T
       T_* dhp_t = dhp_p + t * B * 3 * H;
       gru_step_back<T_>(a_p + t * B * 3 * H, hn_p + t * B * H, hprev_p + t * B * H, dh_p, dx_p + t * B * 3 * H,
                         dhp_t, rows, H);
-      gemm<T_>(false, false, rows, H, 3 * H, dhp_t, w, T_(1), dh_p);  // direct path + d hp W_hh
+      recur.backward(rows, dhp_t, T_(1), dh_p);  // direct path + d hp W_hh
     }
   });
   Tensor flat = dhp.view({T * B, 3 * H});
@@ -333,13 +338,14 @@ std::vector<Tensor> elman_forward(const Tensor& xp_in, const Tensor& h0, const T
     using V = Vec<T_>;
     const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh);
     T_ *hprev_p = ptr<T_>(hprev), *y_p = ptr<T_>(y), *h_p = ptr<T_>(h);
+    const StepProduct<T_> recur(w, H, H, B);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, reverse), rows = n[t];
       if (rows == 0) continue;
       T_* y_t = y_p + t * B * H;
       copy_rows(hprev_p + t * B * H, h_p, rows * H);
       copy_rows(y_t, x_p + t * B * H, rows * H);
-      gemm<T_>(false, true, rows, H, H, h_p, w, T_(1), y_t);  // xp + h W_hh^T
+      recur(rows, h_p, T_(1), y_t);  // xp + h W_hh^T
       for_rows(rows, H, [&](int64_t b) {
         for_vectors<T_>(H, [&](int64_t j, int c) {
           activate(V::loadu(y_t + b * H + j, c), activation).store(y_t + b * H + j, c);
@@ -363,6 +369,7 @@ std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const
     using V = Vec<T_>;
     const T_ *y_p = ptr<T_>(y), *dy_p = ptr<T_>(dy), *w = ptr<T_>(w_hh);
     T_ *d_p = ptr<T_>(dpre), *dh_p = ptr<T_>(dh);
+    const StepProduct<T_> recur(w, H, H, B, false);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, !reverse), rows = n[t];
       if (rows == 0) continue;
@@ -375,7 +382,7 @@ std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const
               .store(d_t + i, c);
         });
       });
-      gemm<T_>(false, false, rows, H, H, d_t, w, T_(0), dh_p);  // d h(t-1) = d pre W_hh
+      recur.backward(rows, d_t, T_(0), dh_p);  // d h(t-1) = d pre W_hh
     }
   });
   Tensor d_w_hh = dpre.view({T * B, H}).t().mm(hprev.view({T * B, H}));
