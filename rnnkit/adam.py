@@ -274,15 +274,19 @@ class _DeferredRows:
                              self.base, to, rows)
 
     def before_lookup(self, table: nn.Embedding, args: tuple) -> None:
-        state = self._state()
-        if state and int(state["step"]) > self.base:
-            self._bring(fused.extension(), int(state["step"]), args[0])
+        self._bring_current(args[0])
 
     def catch_up(self, *_) -> None:
+        self._bring_current(None)
+
+    def _bring_current(self, rows: Tensor | None) -> None:
+        """``rows`` (or every row, which moves the history's start) up to the last step."""
         state = self._state()
-        if state and int(state["step"]) > self.base:
-            self._bring(fused.extension(), int(state["step"]), None)
-            self.base = int(state["step"])
+        step = int(state["step"]) if state else 0
+        if step > self.base:
+            self._bring(fused.extension(), step, rows)
+            if rows is None:
+                self.base = step
 
     def step(self, kernel, grad: Tensor, state: dict, group: dict) -> None:
         """The update of step ``state["step"]`` (already counted)."""

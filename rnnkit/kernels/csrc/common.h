@@ -136,59 +136,45 @@ template <typename T> struct StepProduct {
       gemm<T>(false, true, rows, N, K, h, w, beta, out);
       return;
     }
-    using V = Vec<T>;
-    constexpr int64_t S = V::size(), A = 4;  // values per vector; vectors summed at once
-    for (int64_t b = 0; b < rows; ++b) {
-      const T* hb = h + b * K;
-      T* ob = out + b * N;
-      for (int64_t j = 0; j < N; j += A * S) {
-        V acc[A];
-        int count[A];  // past N: 0 (nothing loaded or stored)
-        for (int64_t i = 0; i < A; ++i) {
-          count[i] = static_cast<int>(std::clamp<int64_t>(N - j - i * S, 0, S));
-          acc[i] = beta != T(0) ? V::loadu(ob + j + i * S, count[i]) : V(T(0));
-        }
-        for (int64_t k = 0; k < K; ++k) {
-          const V hk(hb[k]);
-          const T* row = wt.data() + k * N + j;
-          for (int64_t i = 0; i < A; ++i) acc[i] = at::vec::fmadd(hk, V::loadu(row + i * S, count[i]), acc[i]);
-        }
-        for (int64_t i = 0; i < A; ++i)
-          if (count[i] > 0) acc[i].store(ob + j + i * S, count[i]);
-      }
-    }
+    combine_rows(rows, h, wt.data(), K, N, beta, out);
   }
 
   // The backward's product out (rows, K) = g (rows, N) W + beta out (beta 0 or 1), by hand for
-  // one row, or at most kRows rows of a W of at most kElements values: row n of W multiplied
-  // by g[n] into the outputs held in registers. In one process, alternating (BiLSTM, 25 steps,
-  // both directions): the tagger's 1 x 200 -> 50 backward 243 µs against BLAS's 291; the
-  // RNNLM's 1 x 1024 -> 256 1,738 against 1,816; at 4 rows of the RNNLM's W, whose every row
-  // reads W again, BLAS is faster (5,603 against 7,781), so it keeps those.
+  // one row, or at most kRows rows of a W of at most kElements values (W's rows as they are,
+  // no copy). In one process, alternating (BiLSTM, 25 steps, both directions): the tagger's
+  // 1 x 200 -> 50 backward 243 µs against BLAS's 291; the RNNLM's 1 x 1024 -> 256 1,738
+  // against 1,816; at 4 rows of the RNNLM's W, whose every row reads W again, BLAS is
+  // faster (5,603 against 7,781), so it keeps those.
   void backward(int64_t rows, const T* g, T beta, T* out) const {
     if (rows > kRows || (rows > 1 && N * K > kElements)) {
       gemm<T>(false, false, rows, K, N, g, w, beta, out);
       return;
     }
+    combine_rows(rows, g, w, N, K, beta, out);
+  }
+
+  // out (rows, width) = c (rows, n) M + beta out for a row-major M (n, width): each c[b, i]
+  // broadcast and multiplied into row i of M, a few vectors of the outputs held in registers.
+  static void combine_rows(int64_t rows, const T* c, const T* M, int64_t n, int64_t width, T beta, T* out) {
     using V = Vec<T>;
-    constexpr int64_t S = V::size(), A = 4;
+    constexpr int64_t S = V::size(), A = 4;  // values per vector; vectors summed at once
     for (int64_t b = 0; b < rows; ++b) {
-      const T* gb = g + b * N;
-      T* ob = out + b * K;
-      for (int64_t j = 0; j < K; j += A * S) {
+      const T* cb = c + b * n;
+      T* ob = out + b * width;
+      for (int64_t j = 0; j < width; j += A * S) {
         V acc[A];
-        int count[A];
-        for (int64_t i = 0; i < A; ++i) {
-          count[i] = static_cast<int>(std::clamp<int64_t>(K - j - i * S, 0, S));
-          acc[i] = beta != T(0) ? V::loadu(ob + j + i * S, count[i]) : V(T(0));
+        int count[A];  // past the width: 0 (nothing loaded or stored)
+        for (int64_t a = 0; a < A; ++a) {
+          count[a] = static_cast<int>(std::clamp<int64_t>(width - j - a * S, 0, S));
+          acc[a] = beta != T(0) ? V::loadu(ob + j + a * S, count[a]) : V(T(0));
         }
-        for (int64_t n = 0; n < N; ++n) {
-          const V gn(gb[n]);
-          const T* row = w + n * K + j;
-          for (int64_t i = 0; i < A; ++i) acc[i] = at::vec::fmadd(gn, V::loadu(row + i * S, count[i]), acc[i]);
+        for (int64_t i = 0; i < n; ++i) {
+          const V ci(cb[i]);
+          const T* row = M + i * width + j;
+          for (int64_t a = 0; a < A; ++a) acc[a] = at::vec::fmadd(ci, V::loadu(row + a * S, count[a]), acc[a]);
         }
-        for (int64_t i = 0; i < A; ++i)
-          if (count[i] > 0) acc[i].store(ob + j + i * S, count[i]);
+        for (int64_t a = 0; a < A; ++a)
+          if (count[a] > 0) acc[a].store(ob + j + a * S, count[a]);
       }
     }
   }
