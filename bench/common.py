@@ -23,6 +23,8 @@ import torch
 class Impl(Protocol):
     def step(self) -> tuple[int, float]: ...
 
+    # optional: ``info() -> dict``, added to the implementation's row (e.g. its threads' share)
+
 
 @dataclass
 class Result:
@@ -30,6 +32,7 @@ class Result:
     rates: list[float] = field(default_factory=list)  # words/s, one per repeat
     loss: float = float("nan")  # mean loss per word over the last repeat's window
     words: int = 0  # words trained in all timed windows
+    info: dict = field(default_factory=dict)  # what the implementation reports of itself (Impl.info)
 
     @property
     def median(self) -> float:
@@ -77,6 +80,8 @@ def race(factories: dict[str, Callable[[], Impl]], seconds: float, repeats: int,
             res = results[name]
             res.rates.append(words / elapsed)
             res.loss, res.words = loss / max(words, 1), res.words + words
+    for name, impl in impls.items():
+        results[name].info = impl.info() if hasattr(impl, "info") else {}
     return [results[name] for name in names]
 
 
@@ -114,7 +119,7 @@ class Report:
             row = {"task": task, "implementation": res.name, "threads": self.threads,
                    "words_per_sec": round(res.median, 1), "repeats": [round(x, 1) for x in res.rates],
                    "loss_per_word": round(res.loss, 4), "words_trained": res.words,
-                   "loadavg_1m": round(os.getloadavg()[0], 2), **extra}
+                   "loadavg_1m": round(os.getloadavg()[0], 2), **res.info, **extra}
             if ref:
                 row[f"ratio_to_{reference}"] = round(res.median / ref, 3)
             if best_other and res.name.startswith("rnnkit") and len(results) > 1:

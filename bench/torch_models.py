@@ -13,6 +13,7 @@ from bench.data import LMBatch, TagSentence
 from rnnkit.fused_softmax import linear_cross_entropy
 from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.pooling import valid_steps
+from rnnkit.threads import ThreadChooser, ThreadConfig
 from rnnkit.train import Precision
 
 
@@ -101,8 +102,10 @@ class TorchTrainer:
 
     def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True,
                  precision: Precision = Precision.FLOAT32, step_in_backward: bool = True,
-                 defer_rows: bool = True):
+                 defer_rows: bool = True, adaptive_threads: bool = True):
         self.model, self.examples, self.precision = model, examples, precision
+        # rnnkit: each update on 1 thread or all, whichever trains faster now (rnnkit.threads)
+        self.threads = ThreadChooser(ThreadConfig(adaptive=use_rnnkit and adaptive_threads))
         if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
             self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
             if isinstance(model, RNNLM) and step_in_backward:  # no clipping here: the softmax weight's
@@ -117,13 +120,18 @@ class TorchTrainer:
             if tables:
                 self.opts.append(torch.optim.SparseAdam(tables))
 
+    def info(self) -> dict:
+        """rnnkit's columns: the fraction of updates run on each thread count."""
+        return {"thread_share": self.threads.share()} if self.threads.config.adaptive else {}
+
     def step(self) -> tuple[int, float]:
         example = next(self.examples)
-        with self.precision.autocast("cpu"):  # what rnnkit's fit does with --precision
-            loss = self.model(example)
-        loss.backward()
-        for opt in self.opts:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
         words = example.words if isinstance(example, LMBatch) else len(example.words)
+        with self.threads.update(words):
+            with self.precision.autocast("cpu"):  # what rnnkit's fit does with --precision
+                loss = self.model(example)
+            loss.backward()
+            for opt in self.opts:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
         return words, float(loss.detach())

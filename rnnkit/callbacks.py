@@ -179,7 +179,7 @@ class Log(Callback):
                 print(f"epoch {fit.epoch + 1} batch {fit.batch}/{self.per_epoch} step {fit.step}: "
                       f"loss {loss:.4f}, {rate:,.0f} tokens/s", file=self.stream, flush=True)
             self._write({"step": fit.step, "epoch": fit.epoch, "loss": loss, "tokens_per_sec": rate,
-                         "grad_norm": record["grad_norm"]})
+                         "grad_norm": record["grad_norm"], "threads": record.get("threads")})
             self._reset()
 
     def on_epoch_end(self, fit: FitState) -> None:

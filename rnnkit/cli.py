@@ -22,7 +22,7 @@ def _demo(args: argparse.Namespace, argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     keep_freed_memory()
     run_demo(DemoConfig(seed=args.seed, tag_seconds=args.tag_seconds, sentence=args.sentence,
-                        lm_seconds=args.lm_seconds, prime=args.prime))
+                        lm_seconds=args.lm_seconds, prime=args.prime, adaptive_threads=args.threads is None))
     return 0
 
 
@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="binary addition, a POS tagger, a character LSTM on Python sources")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--threads", type=common.thread_count, default=None,
+                      help="fixed thread count; default auto (each batch on 1 thread or all, the faster)")
     demo.add_argument("--sentence", default=DEFAULT_SENTENCE, help="an English sentence to tag (tokens by spaces)")
     demo.add_argument("--tag-seconds", type=float, default=70.0, help="tagger training budget")
     demo.add_argument("--lm-seconds", type=float, default=60.0, help="language-model training budget")

@@ -23,6 +23,7 @@ from rnnkit.tasks.lm import LanguageModel, LMConfig, bits_per_symbol, sample, st
 from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
 from rnnkit.tasks.tagger import objective as tagger_objective
 from rnnkit.tdnn import TDNN
+from rnnkit.threads import ThreadConfig
 from rnnkit.train import FitConfig, fit
 from rnnkit.vocab import UNK, Vocab
 
@@ -37,6 +38,7 @@ class DemoConfig:
     sample_length: int = 400
     temperature: float = 0.7
     test_chars: int = 200_000  # held-out characters scored
+    adaptive_threads: bool = True  # each batch on 1 thread or all, whichever is faster (rnnkit.threads)
 
 
 def binary_addition(config: DemoConfig, say) -> dict:
@@ -81,7 +83,8 @@ def pos_tagger(config: DemoConfig, say) -> dict:
                             BatchingConfig(batch_size=32, seed=config.seed))
     start = time.perf_counter()
     fit_state = fit(model, tagger_objective, loader, torch.optim.Adam(model.parameters(), lr=0.01),
-                    FitConfig(epochs=1, max_minutes=config.tag_seconds / 60, clip_norm=5.0))
+                    FitConfig(epochs=1, max_minutes=config.tag_seconds / 60, clip_norm=5.0,
+                              threads=ThreadConfig(adaptive=config.adaptive_threads)))
     elapsed = time.perf_counter() - start
     neural = NeuralTagger(model, vocabs, tconfig)
     results["bilstm"] = tagging_metrics(gold, neural.tag(test_words), test_words, known)
@@ -115,7 +118,8 @@ def char_language_model(config: DemoConfig, say) -> dict:
     loader = StreamLoader(train, batch_size, bptt)  # truncated BPTT, state carried from chunk to chunk
     start = time.perf_counter()
     fit_state = fit(model, stream_objective, loader, torch.optim.Adam(model.parameters(), lr=3e-3),
-                    FitConfig(epochs=1, max_minutes=config.lm_seconds / 60, carry_state=True, clip_norm=5.0))
+                    FitConfig(epochs=1, max_minutes=config.lm_seconds / 60, carry_state=True, clip_norm=5.0,
+                              threads=ThreadConfig(adaptive=config.adaptive_threads)))
     elapsed = time.perf_counter() - start
     seen = fit_state.step * batch_size * bptt
     bpc = bits_per_symbol(model, test)

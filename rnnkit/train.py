@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from rnnkit.batch import Batch
 from rnnkit.distributed import SINGLE, World
 from rnnkit.optim import weight_noise
+from rnnkit.threads import ThreadChooser, ThreadConfig
 
 
 @dataclass
@@ -70,6 +71,7 @@ class FitConfig:
     max_bad_steps: int = 10  # consecutive non-finite updates that stop training
     device: str = "cpu"
     precision: Precision = Precision.FLOAT32
+    threads: ThreadConfig = ThreadConfig()  # adaptive: each batch on 1 thread or all, whichever is faster
 
 
 class TrainingDiverged(RuntimeError):
@@ -197,13 +199,20 @@ def fit(model: nn.Module, objective: Objective, loader: Loader, optimizer, confi
     or a callback sets ``stop``. Pass the ``state`` of a checkpoint to resume."""
     fit_state = state or FitState()
     start = clock() - fit_state.elapsed
+    # the thread count is chosen by timing only on the CPU, for one process (ranks wait for each other)
+    on_cpu = torch.device(config.device).type == "cpu" and world.size == 1
+    threads = ThreadChooser(config.threads if on_cpu else ThreadConfig(adaptive=False))
     model.train()
     while fit_state.epoch < config.epochs and not fit_state.stop:
         keys = loader.epoch(fit_state.epoch)
         while fit_state.batch < len(keys) and not fit_state.stop:
             batch = loader.batch(keys[fit_state.batch]).to(config.device)
             carried = fit_state.carried if config.carry_state else None
-            carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config, world)
+            with threads.update(batch.tokens) as used:
+                carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config,
+                                               world)
+            for record in records:
+                record["threads"] = used
             fit_state.carried = detach(carried) if config.carry_state else None
             fit_state.batch += 1
             fit_state.elapsed = clock() - start

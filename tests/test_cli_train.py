@@ -1,6 +1,7 @@
 """The training command end to end: two runs with one seed are bitwise identical;
 a run killed with SIGKILL and resumed ends bitwise identical to an uninterrupted
-one; --config TOML sets flags; errors are one line and a non-zero exit."""
+one; --config TOML sets flags; --threads is a count or auto; errors are one line
+and a non-zero exit."""
 
 import os
 import signal
@@ -12,7 +13,8 @@ import pytest
 from safetensors.torch import load_file
 
 from rnnkit.checkpoint import latest_checkpoint
-from rnnkit.cli import main
+from rnnkit.cli import build_parser, main
+from rnnkit.commands.common import run_config
 
 TRAIN = ["toy", "train", "--problem", "parity", "--cell", "lstm", "--threads", "1", "--train-size", "400",
          "--epochs", "3", "--checkpoint-every", "4", "--seed", "11", "--weight-noise", "0.01", "--log-every", "1000"]
@@ -89,3 +91,17 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and err.startswith("rnnkit: error:") and "not a model directory" in err
     assert main(["toy", "train", "--out", str(tmp_path / "r"), "--resume"]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
+    parser = build_parser()
+    auto = parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", "auto"])
+    default = parser.parse_args(["toy", "train", "--out", str(tmp_path)])
+    fixed = parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", "2"])
+    assert auto.threads is None and run_config(auto).fit.threads.adaptive
+    assert run_config(default).fit.threads.adaptive
+    assert fixed.threads == 2 and not run_config(fixed).fit.threads.adaptive
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", bad])
+        assert f"--threads must be a count >= 1 or 'auto', not '{bad}'" in capsys.readouterr().err

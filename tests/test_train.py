@@ -251,3 +251,34 @@ def test_bfloat16_precision_is_close_to_float32_and_keeps_float32_weights():
         assert a.dtype == b.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=0, atol=2e-2)
     assert any(not torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))
+
+
+def test_adaptive_threads_label_each_update_and_give_the_count_back():
+    """With a comparison after every update, fit runs batches on both counts, says which in each
+    record, and leaves the process's thread count as it found it; fixed, every batch uses it."""
+    from rnnkit.callbacks import Callback
+    from rnnkit.threads import ThreadConfig
+
+    class Records(Callback):
+        def __init__(self):
+            self.threads = []
+
+        def on_step(self, fit_state, record):
+            self.threads.append(record["threads"])
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for adaptive, expected in ((True, {1, 2}), (False, {2})):
+            torch.manual_seed(0)
+            data = make_dataset(Problem.PARITY, 64, 2, 12, 0)
+            model = SequenceModel(LSTM(1, 8), 2)
+            loader = SequenceLoader(data, [len(x) for x, _ in data], collate, BatchingConfig(batch_size=8))
+            records = Records()
+            config = ThreadConfig(adaptive=adaptive, segment=0.0, min_updates=1, first_wait=1e-9)
+            fit(model, make_objective(Problem.PARITY), loader, torch.optim.Adam(model.parameters()),
+                FitConfig(epochs=2, threads=config), [records])
+            assert set(records.threads) == expected and len(records.threads) == 16
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)

@@ -15,7 +15,22 @@ from rnnkit.distributed import World, device_for, init_world, launch
 from rnnkit.memory import keep_freed_memory
 from rnnkit.optim import Method, OptimizerConfig, Schedule, ScheduleConfig
 from rnnkit.runner import RunConfig, seed_everything
+from rnnkit.threads import ThreadConfig
 from rnnkit.train import FitConfig, Precision
+
+
+def thread_count(text: str) -> int | None:
+    """--threads: a count of at least 1, or "auto" (None): all the cores, each batch on 1 thread or
+    all of them, whichever trains faster at the moment (rnnkit.threads)."""
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--threads must be a count >= 1 or 'auto', not {text!r}")
+    return n
 
 
 def common_parent() -> argparse.ArgumentParser:
@@ -27,7 +42,9 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--config", type=Path, help="TOML file of flag values")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", help="cpu or cuda")
-    g.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    g.add_argument("--threads", type=thread_count, default=None,
+                   help="torch intra-op threads, fixed (runs repeat bit for bit); default auto: each batch on "
+                        "1 thread or all, whichever is faster at the moment")
     g.add_argument("--epochs", type=int, default=10)
     g.add_argument("--max-minutes", type=float, default=None, help="stop and checkpoint after this long")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
@@ -119,7 +136,7 @@ def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
 def run_config(args: argparse.Namespace) -> RunConfig:
     fit = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, bptt=args.bptt, clip_norm=args.clip_norm,
                     clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device,
-                    precision=Precision(args.precision))
+                    precision=Precision(args.precision), threads=ThreadConfig(adaptive=args.threads is None))
     opt = OptimizerConfig(method=Method(args.optimizer), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, sparse_embeddings=args.sparse_embeddings)
     schedule = ScheduleConfig(kind=Schedule(args.schedule), factor=args.decay_factor, start_epoch=args.decay_start)

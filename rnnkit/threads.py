@@ -1,0 +1,155 @@
+"""How many threads each training update runs on: one, or all the process has, whichever
+trains more words per second at the moment.
+
+Every parallel region of an update (a matrix product, an optimizer pass) waits for all its
+threads. When another process takes a core, the thread on it is descheduled and each region
+stalls until it runs again. On this 2-core machine, with one core kept busy by another
+process, the BiLSTM tagger's updates ran 3.4x slower on 2 threads than on 1, and the
+RNNLM's at batch 1 2.4x slower; on a quiet machine the same RNNLM trains 40% faster on 2
+(BENCHMARKS.md, change 23). Neither count is right all the time, so it is measured.
+
+:class:`ThreadChooser` times the updates it runs. Every so often it times a segment of
+updates on the other count, right after a segment on the chosen one, and keeps the faster
+(fewer threads unless more are faster by ``margin``). A segment clearly slower than the
+chosen count's last measure (load arrived) starts a comparison at once. While the choice
+stands the comparisons grow rarer, from ``first_wait`` up to ``longest_wait`` seconds of
+training.
+
+The choice depends on timing, so a run's last bits can differ from one run to the next
+when more than one thread is allowed (results at 1 and 2 threads round differently). For
+bitwise reproducible runs fix the count (``adaptive=False``; ``--threads N`` on the
+command line).
+
+Example::
+
+    chooser = ThreadChooser(ThreadConfig())
+    for batch in batches:
+        with chooser.update(words=batch.tokens):
+            loss = model(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ThreadConfig:
+    adaptive: bool = False  # measure and choose between 1 thread and all; False: always all
+    segment: float = 0.1  # seconds of updates one measurement takes, at least...
+    min_updates: int = 2  # ...and at least this many updates
+    margin: float = 0.05  # more threads are chosen only when at least this much faster
+    drop: float = 0.3  # a segment this much slower than the chosen count's last measure compares at once
+    first_wait: float = 1.0  # seconds of training before the first comparison and after a switch
+    longest_wait: float = 30.0  # the wait doubles while the choice stands, up to this...
+    overhead: float = 0.02  # ...and is at least what the losing probe cost (s) / overhead
+
+    def __post_init__(self) -> None:
+        if self.segment < 0 or self.min_updates < 1:
+            raise ValueError(f"ThreadConfig: segment={self.segment} must be >= 0 and "
+                             f"min_updates={self.min_updates} >= 1")
+        if self.margin < 0 or not 0 < self.drop < 1 or self.overhead <= 0:
+            raise ValueError(f"ThreadConfig: margin={self.margin} must be >= 0, drop={self.drop} in (0, 1) "
+                             f"and overhead={self.overhead} > 0")
+        if not 0 < self.first_wait <= self.longest_wait:
+            raise ValueError(f"ThreadConfig: need 0 < first_wait={self.first_wait} <= "
+                             f"longest_wait={self.longest_wait}")
+
+
+@dataclass
+class _Segment:
+    words: int = 0
+    seconds: float = 0.0
+    updates: int = 0
+
+
+class ThreadChooser:
+    """Runs each update on 1 thread or on all of ``torch.get_num_threads()``, whichever is faster now.
+
+    ``update(words)`` is a context manager around one training update (forward, backward,
+    optimizer step) of ``words`` tokens: it sets the thread count for the update, times it,
+    and puts the process's count back after it, also when the update raises. The count the
+    process has when an update starts is the most it may use; changing it starts the choice
+    afresh. ``used`` counts the updates run on each count.
+    """
+
+    def __init__(self, config: ThreadConfig = ThreadConfig(), clock: Callable[[], float] = time.perf_counter):
+        self.config, self.clock = config, clock
+        self.used: Counter[int] = Counter()  # thread count -> updates run on it
+        self._start(torch.get_num_threads())
+
+    def _start(self, most: int) -> None:
+        self.most = most  # the process's count: the most an update may use
+        self.chosen = most  # the count updates run on between comparisons
+        self.probing = False  # the current segment runs on the other count
+        self.base = 0.0  # words/s of the chosen count in the segment before the probe
+        self.reference: float | None = None  # words/s of the chosen count when last compared
+        self.wait = self.config.first_wait  # seconds of training between comparisons
+        self.since = 0.0  # seconds of training since the last comparison
+        self.segment = _Segment()
+
+    @property
+    def other(self) -> int:
+        return 1 if self.chosen == self.most else self.most
+
+    @contextlib.contextmanager
+    def update(self, words: int) -> Iterator[int]:
+        """Run the body, one update of ``words`` tokens, on the count chosen for it (yielded)."""
+        most = torch.get_num_threads()
+        if not self.config.adaptive or most == 1:
+            self.used[most] += 1
+            yield most
+            return
+        if most != self.most:
+            self._start(most)
+        threads = self.other if self.probing else self.chosen
+        torch.set_num_threads(threads)
+        start = self.clock()
+        try:
+            yield threads
+        finally:
+            torch.set_num_threads(most)
+        self.used[threads] += 1
+        self._measured(words, self.clock() - start)
+
+    def share(self) -> dict[int, float]:
+        """The fraction of updates run on each thread count."""
+        total = sum(self.used.values())
+        return {k: round(n / total, 3) for k, n in sorted(self.used.items())} if total else {}
+
+    def _measured(self, words: int, seconds: float) -> None:
+        c, seg = self.config, self.segment
+        seg.words, seg.seconds, seg.updates = seg.words + words, seg.seconds + seconds, seg.updates + 1
+        self.since += seconds
+        if seg.seconds < c.segment or seg.updates < c.min_updates:
+            return
+        rate = seg.words / max(seg.seconds, 1e-9)  # words/s
+        self.segment = _Segment()
+        if self.probing:
+            self._decide(seg)
+        elif self.since >= self.wait or (self.reference is not None and rate < self.reference * (1 - c.drop)):
+            self.base, self.probing = rate, True
+
+    def _decide(self, probe: _Segment) -> None:
+        """After a probe: keep the faster count, fewer threads unless more gain ``margin``."""
+        c = self.config
+        rate = probe.words / max(probe.seconds, 1e-9)  # words/s on the other count
+        if self.other < self.chosen:
+            better = rate * (1 + c.margin) >= self.base
+        else:
+            better = rate > self.base * (1 + c.margin)
+        if better:
+            self.chosen, self.reference, self.wait = self.other, rate, c.first_wait
+        else:  # the next probe waits until this one's loss is at most `overhead` of the time between
+            lost = probe.seconds - probe.words / max(self.base, 1e-9)
+            self.reference, self.wait = self.base, min(max(2 * self.wait, lost / c.overhead), c.longest_wait)
+        self.probing, self.since = False, 0.0
