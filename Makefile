@@ -25,11 +25,14 @@ test: setup
 	$(BIN)/ruff check rnnkit tests
 	$(BIN)/python -m pytest -q
 
-# DyNet's Table 2 and the layer kernels, side by side (~12 minutes; 9 short alternating windows per
-# implementation, as the machine's speed drifts; see BENCHMARKS.md).
+# DyNet's Table 2 and the layer kernels at 1 thread, then Table 2 at 2 threads, side by side
+# (~25 minutes; 9 short alternating windows per implementation, as the machine's speed drifts;
+# see BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16 --sparse-lm
+	$(BIN)/python -m bench.table2 --threads 2 --seconds 1 --repeats 9 --bf16 --sparse-lm \
+		--rows lm1 lm4 lm16 lm64 tagger tagger-sparse tagger-char tagger-char-sparse
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench

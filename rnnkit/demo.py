@@ -123,9 +123,11 @@ def char_language_model(config: DemoConfig, say) -> dict:
     elapsed = time.perf_counter() - start
     seen = fit_state.step * batch_size * bptt
     bpc = bits_per_symbol(model, test)
+    n = torch.get_num_threads()
+    threads = f"1 or {n} threads, chosen per batch" if config.adaptive_threads and n > 1 else \
+        f"{n} thread{'s' if n > 1 else ''}"
     say(f"  LSTM 1x256, truncated BPTT {bptt}, batch {batch_size}, Adam: "
-        f"{seen:,} characters in {elapsed:.0f} s ({seen / elapsed:,.0f} chars/s, "
-        f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() > 1 else ''})")
+        f"{seen:,} characters in {elapsed:.0f} s ({seen / elapsed:,.0f} chars/s, {threads})")
     say(f"  held-out bits per character: LSTM {bpc:.3f} | Witten-Bell 3-gram {baselines[3]:.3f} | "
         f"5-gram {baselines[5]:.3f}")
     g = torch.Generator().manual_seed(config.seed)

@@ -9,11 +9,14 @@ RNNLM's at batch 1 2.4x slower; on a quiet machine the same RNNLM trains 40% fas
 (BENCHMARKS.md, change 23). Neither count is right all the time, so it is measured.
 
 :class:`ThreadChooser` times the updates it runs. Every so often it times a segment of
-updates on the other count, right after a segment on the chosen one, and keeps the faster
-(fewer threads unless more are faster by ``margin``). A segment clearly slower than the
-chosen count's last measure (load arrived) starts a comparison at once. While the choice
-stands the comparisons grow rarer, from ``first_wait`` up to ``longest_wait`` seconds of
-training.
+updates on the other count, right after a segment on the chosen one, and keeps the faster:
+fewer threads unless more are faster by ``margin``. A switch to fewer threads needs
+``confirm`` such wins in a row, so that one noisy segment does not cost the other threads
+for a whole wait. A segment clearly slower than the chosen count's last measure (load
+arrived) starts a comparison at once; on fewer threads, so does a pause of ``stale`` seconds
+without updates (an evaluation, other work), after which the load may have gone. While the
+choice stands the comparisons grow rarer, from ``first_wait`` up to ``longest_wait`` seconds
+of training.
 
 The choice depends on timing, so a run's last bits can differ from one run to the next
 when more than one thread is allowed (results at 1 and 2 threads round differently). For
@@ -48,15 +51,17 @@ class ThreadConfig:
     segment: float = 0.1  # seconds of updates one measurement takes, at least...
     min_updates: int = 2  # ...and at least this many updates
     margin: float = 0.05  # more threads are chosen only when at least this much faster
+    confirm: int = 2  # a switch to fewer threads needs this many probes in a row that win
     drop: float = 0.3  # a segment this much slower than the chosen count's last measure compares at once
     first_wait: float = 1.0  # seconds of training before the first comparison and after a switch
     longest_wait: float = 30.0  # the wait doubles while the choice stands, up to this...
     overhead: float = 0.02  # ...and is at least what the losing probe cost (s) / overhead
+    stale: float = 1.0  # after this many seconds without an update the measures are stale: compare anew
 
     def __post_init__(self) -> None:
-        if self.segment < 0 or self.min_updates < 1:
-            raise ValueError(f"ThreadConfig: segment={self.segment} must be >= 0 and "
-                             f"min_updates={self.min_updates} >= 1")
+        if self.segment < 0 or self.min_updates < 1 or self.confirm < 1 or self.stale <= 0:
+            raise ValueError(f"ThreadConfig: segment={self.segment} must be >= 0, min_updates="
+                             f"{self.min_updates} and confirm={self.confirm} >= 1, stale={self.stale} > 0")
         if self.margin < 0 or not 0 < self.drop < 1 or self.overhead <= 0:
             raise ValueError(f"ThreadConfig: margin={self.margin} must be >= 0, drop={self.drop} in (0, 1) "
                              f"and overhead={self.overhead} > 0")
@@ -95,7 +100,9 @@ class ThreadChooser:
         self.reference: float | None = None  # words/s of the chosen count when last compared
         self.wait = self.config.first_wait  # seconds of training between comparisons
         self.since = 0.0  # seconds of training since the last comparison
+        self.wins = 0  # probes in a row that the other count won
         self.segment = _Segment()
+        self.last_end: float | None = None  # the clock when the last update ended
 
     @property
     def other(self) -> int:
@@ -111,6 +118,9 @@ class ThreadChooser:
             return
         if most != self.most:
             self._start(most)
+        paused = self.last_end is not None and self.clock() - self.last_end > self.config.stale
+        if paused and self.chosen < most:  # the load that made fewer threads pay may have gone: compare
+            self.since = max(self.since, self.wait)
         threads = self.other if self.probing else self.chosen
         torch.set_num_threads(threads)
         start = self.clock()
@@ -118,8 +128,9 @@ class ThreadChooser:
             yield threads
         finally:
             torch.set_num_threads(most)
+        self.last_end = self.clock()
         self.used[threads] += 1
-        self._measured(words, self.clock() - start)
+        self._measured(words, self.last_end - start)
 
     def share(self) -> dict[int, float]:
         """The fraction of updates run on each thread count."""
@@ -147,9 +158,14 @@ class ThreadChooser:
             better = rate * (1 + c.margin) >= self.base
         else:
             better = rate > self.base * (1 + c.margin)
+        self.probing, self.since = False, 0.0
         if better:
-            self.chosen, self.reference, self.wait = self.other, rate, c.first_wait
+            self.wins += 1
+            if self.other < self.chosen and self.wins < c.confirm:  # one more segment on each count
+                self.since = self.wait
+                return
+            self.chosen, self.reference, self.wait, self.wins = self.other, rate, c.first_wait, 0
         else:  # the next probe waits until this one's loss is at most `overhead` of the time between
             lost = probe.seconds - probe.words / max(self.base, 1e-9)
             self.reference, self.wait = self.base, min(max(2 * self.wait, lost / c.overhead), c.longest_wait)
-        self.probing, self.since = False, 0.0
+            self.wins = 0

@@ -1,6 +1,7 @@
 """ThreadChooser: on a clock whose updates cost what the test says for each thread count, it
-settles on the faster count (fewer threads when equal), reacts to load arriving and leaving,
-keeps probes rare when they lose, and always gives the process its thread count back."""
+settles on the faster count (fewer threads when equal), reacts to load arriving and leaving
+and to a pause, ignores one lucky probe for fewer threads, keeps probes rare when they lose, and always gives
+the process its thread count back."""
 
 import pytest
 import torch
@@ -85,16 +86,59 @@ def test_more_threads_must_gain_the_margin(two_threads):
     assert chooser.chosen == 2
 
 
-def test_load_arriving_is_seen_within_two_segments(two_threads):
+def test_load_arriving_is_seen_within_a_few_segments(two_threads):
     work = FakeWork({1: 2e-3, 2: 1e-3})
     chooser = _chooser(work)
     work.run(chooser, 20000)  # long enough for the longest wait between comparisons
     assert chooser.chosen == 2 and chooser.wait == chooser.config.longest_wait
     work.cost[2] = 6e-3  # another process takes a core: 2 threads now stall
-    counts = work.run(chooser, 100)
+    start = work.now
+    while chooser.chosen == 2:
+        work.run(chooser, 1)
+    # a slow segment, then two rounds of (segment on 2, probe on 1); each at least 0.1 s and 2 updates
+    assert work.now - start <= 2 * 0.12 + 2 * 0.1 + 0.12 + 1e-9
+
+
+def test_one_lucky_probe_does_not_switch(two_threads):
+    work = FakeWork({1: 2e-3, 2: 1e-3})
+    chooser = _chooser(work)
+    while not chooser.probing:
+        work.run(chooser, 1)
+    work.cost[1] = 0.5e-3  # a quiet moment during the probe only
+    while chooser.probing:
+        work.run(chooser, 1)
+    work.cost[1] = 2e-3
+    assert chooser.wins == 1 and chooser.chosen == 2
+    work.run(chooser, 100)
+    assert chooser.wins == 0 and chooser.chosen == 2
+
+
+def test_after_a_pause_fewer_threads_are_compared_at_once(two_threads):
+    work = FakeWork({1: 1e-3, 2: 2e-3})
+    chooser = _chooser(work)
+    work.run(chooser, 20000)
+    assert chooser.chosen == 1 and not chooser.probing and chooser.since < chooser.wait
+    work.now += 5.0  # five seconds of something else (an evaluation, another program)
+    assert 2 in work.run(chooser, 40)  # 0.4 s: a probe on 2 threads followed the first segment
+    work = FakeWork({1: 2e-3, 2: 1e-3})
+    chooser = _chooser(work)
+    work.run(chooser, 20000)
+    assert chooser.chosen == 2 and chooser.since < chooser.wait - 1
+    work.now += 5.0  # on all threads a slow segment would start a comparison; a pause alone does not
+    assert work.run(chooser, 40) == [2] * 40
+
+
+def test_more_threads_are_taken_back_after_one_winning_probe(two_threads):
+    work = FakeWork({1: 2e-3, 2: 6e-3})
+    chooser = _chooser(work)
+    work.run(chooser, 5000)
     assert chooser.chosen == 1
-    switched = counts.index(1)  # the first update on 1 thread: the probe right after a slow segment
-    assert switched * 10 * 6e-3 <= 3 * chooser.config.segment
+    work.cost[2] = 1e-3
+    while not chooser.probing:
+        work.run(chooser, 1)
+    while chooser.probing:
+        work.run(chooser, 1)
+    assert chooser.chosen == 2
 
 
 def test_load_leaving_is_found_by_a_later_probe(two_threads):
@@ -149,6 +193,7 @@ def test_share_reports_each_count(two_threads):
 @pytest.mark.parametrize("bad, name", [({"segment": -1}, "segment"), ({"min_updates": 0}, "min_updates"),
                                        ({"margin": -0.1}, "margin"), ({"drop": 1.0}, "drop"),
                                        ({"overhead": 0}, "overhead"), ({"first_wait": 0}, "first_wait"),
+                                       ({"confirm": 0}, "confirm"), ({"stale": 0}, "stale"),
                                        ({"first_wait": 5, "longest_wait": 2}, "longest_wait")])
 def test_impossible_settings_are_named(bad, name):
     with pytest.raises(ValueError, match=name):
