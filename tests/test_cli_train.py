@@ -104,4 +104,4 @@ def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
     for bad in ("0", "two"):
         with pytest.raises(SystemExit):
             parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", bad])
-        assert f"--threads must be a count >= 1 or 'auto', not '{bad}'" in capsys.readouterr().err
+        assert f"argument --threads: must be a count >= 1 or 'auto', not '{bad}'" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def thread_count(text: str) -> int | None:
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"--threads must be a count >= 1 or 'auto', not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a count >= 1 or 'auto', not {text!r}")
     return n
 
 
