@@ -105,3 +105,10 @@ def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", bad])
         assert f"argument --threads: must be a count >= 1 or 'auto', not '{bad}'" in capsys.readouterr().err
+    for command in (["toy", "eval", "--model", str(tmp_path)], ["lm", "generate", "--model", str(tmp_path)],
+                    ["classify", "predict", "--model", str(tmp_path)]):  # inference: a count, or all the cores
+        assert parser.parse_args([*command, "--threads", "3"]).threads == 3
+        assert parser.parse_args([*command, "--threads", "auto"]).threads is None
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--threads", "0"])
+        assert "argument --threads: must be a count >= 1" in capsys.readouterr().err

@@ -18,7 +18,15 @@ from torch import Tensor, nn
 from rnnkit.batch import BatchingConfig
 from rnnkit.callbacks import best_epoch
 from rnnkit.checkpoint import load_weights, read_config, save_model_dir
-from rnnkit.commands.common import common_parent, eval_parent, maybe_launch, print_metrics, run_config, setup
+from rnnkit.commands.common import (
+    common_parent,
+    eval_parent,
+    maybe_launch,
+    print_metrics,
+    run_config,
+    setup,
+    thread_count,
+)
 from rnnkit.data.errors import DataError
 from rnnkit.layers import CellKind
 from rnnkit.loader import SequenceLoader
@@ -256,5 +264,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="text lines or label<TAB>text (default: stdin), or a .ts file")
     _data_flags(pr)
     pr.add_argument("--device", default="cpu")
-    pr.add_argument("--threads", type=int, default=None)
+    pr.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all)")
     pr.set_defaults(run=_predict)

@@ -20,8 +20,8 @@ from rnnkit.train import FitConfig, Precision
 
 
 def thread_count(text: str) -> int | None:
-    """--threads: a count of at least 1, or "auto" (None): all the cores, each batch on 1 thread or
-    all of them, whichever trains faster at the moment (rnnkit.threads)."""
+    """--threads: a count of at least 1, or "auto" (None): all the cores; in training each batch on
+    1 thread or all of them, whichever trains faster at the moment (rnnkit.threads)."""
     if text == "auto":
         return None
     try:
@@ -75,7 +75,7 @@ def eval_parent() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="a trained model directory (OUT/model)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all)")
     return p
 
 

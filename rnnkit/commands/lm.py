@@ -20,7 +20,15 @@ from torch import nn
 
 from rnnkit.batch import BatchingConfig
 from rnnkit.checkpoint import load_weights, read_config
-from rnnkit.commands.common import common_parent, eval_parent, maybe_launch, print_metrics, run_config, setup
+from rnnkit.commands.common import (
+    common_parent,
+    eval_parent,
+    maybe_launch,
+    print_metrics,
+    run_config,
+    setup,
+    thread_count,
+)
 from rnnkit.data.text import Layout, Level, read_text
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.runner import TrainingJob, run_training
@@ -256,5 +264,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set holding p")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--device", default="cpu")
-    gen.add_argument("--threads", type=int, default=None)
+    gen.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all)")
     gen.set_defaults(run=_generate)
