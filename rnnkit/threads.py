@@ -76,6 +76,10 @@ class _Segment:
     seconds: float = 0.0
     updates: int = 0
 
+    @property
+    def rate(self) -> float:
+        return self.words / max(self.seconds, 1e-9)  # words/s
+
 
 class ThreadChooser:
     """Runs each update on 1 thread or on all of ``torch.get_num_threads()``, whichever is faster now.
@@ -118,12 +122,12 @@ class ThreadChooser:
             return
         if most != self.most:
             self._start(most)
-        paused = self.last_end is not None and self.clock() - self.last_end > self.config.stale
+        start = self.clock()
+        paused = self.last_end is not None and start - self.last_end > self.config.stale
         if paused and self.chosen < most:  # the load that made fewer threads pay may have gone: compare
             self.since = max(self.since, self.wait)
         threads = self.other if self.probing else self.chosen
         torch.set_num_threads(threads)
-        start = self.clock()
         try:
             yield threads
         finally:
@@ -143,17 +147,16 @@ class ThreadChooser:
         self.since += seconds
         if seg.seconds < c.segment or seg.updates < c.min_updates:
             return
-        rate = seg.words / max(seg.seconds, 1e-9)  # words/s
         self.segment = _Segment()
         if self.probing:
             self._decide(seg)
-        elif self.since >= self.wait or (self.reference is not None and rate < self.reference * (1 - c.drop)):
-            self.base, self.probing = rate, True
+        elif self.since >= self.wait or (self.reference is not None and seg.rate < self.reference * (1 - c.drop)):
+            self.base, self.probing = seg.rate, True
 
     def _decide(self, probe: _Segment) -> None:
         """After a probe: keep the faster count, fewer threads unless more gain ``margin``."""
         c = self.config
-        rate = probe.words / max(probe.seconds, 1e-9)  # words/s on the other count
+        rate = probe.rate  # on the other count
         if self.other < self.chosen:
             better = rate * (1 + c.margin) >= self.base
         else:
