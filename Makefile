@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16 --sparse-lm
 	$(BIN)/python -m bench.table2 --threads 2 --seconds 1 --repeats 9 --bf16 --sparse-lm \
 		--rows lm1 lm4 lm16 lm64 tagger tagger-sparse tagger-char tagger-char-sparse
+	$(BIN)/python -m bench.breakdown --mb 1 64 --threads 1 2
 
 lint: setup
 	$(BIN)/ruff check rnnkit tests bench

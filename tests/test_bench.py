@@ -69,3 +69,32 @@ def test_rnnkit_and_torch_rnnlm_take_the_same_updates():
     for a, b in pairs:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not torch.equal(ours.embed.weight[5], start[5])  # used in the first batch only: moved twice
+
+
+def test_breakdown_times_every_phase_of_an_update_and_its_kernels_alone():
+    """bench.breakdown splits rnnkit's RNNLM update into its phases (the softmax's backward ends
+    where dL/dh arrives) and times each phase's kernels alone on the same shapes; the updates
+    it times are real ones (the weights move, the softmax weight inside the backward pass)."""
+    from bench import breakdown
+    from bench.data import LMBatch
+    from bench.torch_models import RNNLM
+
+    torch.manual_seed(0)
+    tgt = torch.randint(1, 50, (2, 6))
+    batch = LMBatch([row.tolist() for row in tgt], torch.cat([torch.zeros(2, 1, dtype=torch.long), tgt[:, :-1]], 1),
+                    tgt, torch.tensor([6, 6]))
+    model = RNNLM(50, True, embed=8, hidden=16)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    threads = torch.get_num_threads()
+    try:
+        row = breakdown.breakdown(model, [batch], threads=1, updates=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert (row["mb"], row["T"], row["words_per_update"], row["threads"]) == (2, 6, 12, 1)
+    assert list(row["phases"]) == list(breakdown.PHASES)
+    for phase in row["phases"].values():
+        assert phase["ms"] > 0 and phase["floor_ms"] > 0
+    assert row["words_per_sec"] > 0 and row["words_per_sec_at_floors"] > 0
+    for name, p in model.named_parameters():
+        assert not torch.equal(p, before[name]), name
+    assert model.out.weight.grad is None
