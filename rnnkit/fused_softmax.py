@@ -38,11 +38,24 @@ LOW_PRECISION_ROWS = 64  # fewer rows: casting the (V, H) weight costs more than
 # 1/16 of the count's power of two if larger: oneDNN compiles a kernel for every new shape (~20 ms
 # each at 90 x 10,000 x 256), so at most 8 shapes per doubling, and at most 1/8 more rows
 LOW_PRECISION_ALIGN = 16
+# logits of this many bytes or more are made in a block kept for the next step
+# (kernels/csrc/blocks.cpp): malloc maps blocks over 32 MiB afresh every time, and touching
+# one costs a page fault per 4 KiB (~36 ms per update at minibatch 64; BENCHMARKS.md)
+KEPT_BYTES = 32 << 20
 
 
 def _padded_rows(n: int) -> int:
     align = max(LOW_PRECISION_ALIGN, 1 << max(0, (n - 1).bit_length() - 4))
     return -(-n // align) * align
+
+
+def _logits(h: Tensor, rows: int, vocab: int, dtype: torch.dtype) -> Tensor:
+    """An uninitialised (rows, vocab) buffer of ``dtype`` on h's device."""
+    like = h.new_empty(0, dtype=dtype)
+    kernel = fused.extension() if h.device.type == "cpu" else None
+    if kernel is not None and rows * vocab * like.element_size() >= KEPT_BYTES:
+        return kernel.kept_empty(rows, vocab, like)
+    return h.new_empty(rows, vocab, dtype=dtype)
 
 
 def _softmax_xent_(z: Tensor, targets: Tensor, bias: Tensor | None, db: Tensor | None) -> Tensor:
@@ -77,7 +90,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         rows = n if low is None else _padded_rows(n)
         if rows > n:  # zero rows: zero logits, never turned into gradients, so they add nothing
             hl = torch.cat([hl, hl.new_zeros(rows - n, hl.shape[1])])
-        g = h.new_empty(rows, weight.shape[0], dtype=dtype)  # logits, then dL/dlogits (rows past n: 0)
+        g = _logits(h, rows, weight.shape[0], dtype)  # logits, then dL/dlogits (rows past n: 0)
         wants = ctx.needs_input_grad
         b = None if bias is None else bias.to(torch.float32 if low is not None else bias.dtype)
         db = torch.zeros_like(b) if b is not None and wants[2] else None  # (V,)

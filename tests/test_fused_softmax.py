@@ -93,3 +93,44 @@ def test_bad_input_names_the_problem():
         linear_cross_entropy(h, w, None, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="weight"):
         linear_cross_entropy(h, torch.randn(5, 4), None, torch.tensor([0, 1, 2, 3]))
+
+
+def test_a_kept_block_is_reused_only_once_its_tensor_is_freed():
+    """kept_empty's blocks go back to a small cache when the last tensor on them is freed,
+    and come back for a request they fit (not one under half their size)."""
+    kernel = fused_softmax.fused.extension()
+    if kernel is None:
+        pytest.skip("the extension is not built")
+    like = torch.empty(0)
+    first = kernel.kept_empty(64, 1000, like)
+    address = first.data_ptr()
+    view = first[3:]  # a view keeps the block in use
+    del first
+    assert kernel.kept_empty(64, 1000, like).data_ptr() != address
+    del view
+    assert kernel.kept_empty(10, 1000, like).data_ptr() != address  # under half its size: a new block
+    again = kernel.kept_empty(60, 1000, like)
+    assert again.data_ptr() == address and again.shape == (60, 1000) and again.dtype == torch.float32
+    assert kernel.kept_empty(2, 3, torch.empty(0, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_logits_in_kept_blocks_stay_correct_across_steps_and_a_retained_graph(monkeypatch):
+    """Every logits buffer in a kept block (KEPT_BYTES 0): two steps and a second backward
+    through a retained graph, after another forward pass had taken a block, give the same
+    losses and gradients as the unfused layer."""
+    monkeypatch.setattr(fused_softmax, "KEPT_BYTES", 0)
+    g = torch.Generator().manual_seed(0)
+    h, w, b = torch.randn(19, 6, generator=g), torch.randn(41, 6, generator=g), torch.randn(41, generator=g)
+    targets = [torch.randint(0, 41, (19,), generator=g) for _ in range(3)]
+    for t in targets[:2]:
+        for a, r in zip(_grads(linear_cross_entropy, h, w, b, t), _grads(_reference, h, w, b, t)):
+            torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+    grads = []
+    for fn in (linear_cross_entropy, _reference):
+        hh = h.clone().requires_grad_()
+        loss = fn(hh, w, b, targets[0])
+        loss.backward(retain_graph=True)
+        fn(hh.detach(), w, b, targets[2])  # another step's logits while the graph keeps its own
+        loss.backward()
+        grads.append(hh.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)

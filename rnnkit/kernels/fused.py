@@ -36,7 +36,7 @@ from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
 
 State = tuple[Tensor, ...]
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = [CSRC / name for name in ("layer.cpp", "recurrent.cpp", "softmax.cpp", "optim.cpp")]
+SOURCES = [CSRC / name for name in ("layer.cpp", "recurrent.cpp", "softmax.cpp", "optim.cpp", "blocks.cpp")]
 ACTIVATIONS = {Activation.TANH: 0, Activation.RELU: 1, Activation.SIGMOID: 2}
 # Under bfloat16 autocast the input projections run in bfloat16 from this many rows (B·T)
 # on; below it, casting the weights and inputs costs as much as the products save, and

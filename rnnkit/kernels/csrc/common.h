@@ -226,4 +226,8 @@ void adam_low_step(const Tensor& param, const Tensor& grad, const Tensor& m, con
                    int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
                    bool decoupled);
 
+// blocks.cpp: an uninitialised (rows, cols) tensor of like's type whose block is kept for
+// the next call when the tensor is freed.
+Tensor kept_empty(int64_t rows, int64_t cols, const Tensor& like);
+
 }  // namespace rnnkit
