@@ -51,10 +51,9 @@ def _padded_rows(n: int) -> int:
 
 def _logits(h: Tensor, rows: int, vocab: int, dtype: torch.dtype) -> Tensor:
     """An uninitialised (rows, vocab) buffer of ``dtype`` on h's device."""
-    like = h.new_empty(0, dtype=dtype)
     kernel = fused.extension() if h.device.type == "cpu" else None
-    if kernel is not None and rows * vocab * like.element_size() >= KEPT_BYTES:
-        return kernel.kept_empty(rows, vocab, like)
+    if kernel is not None and rows * vocab * dtype.itemsize >= KEPT_BYTES:
+        return kernel.kept_empty(rows, vocab, h.new_empty(0, dtype=dtype))
     return h.new_empty(rows, vocab, dtype=dtype)
 
 
