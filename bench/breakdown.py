@@ -28,10 +28,9 @@ import torch
 from bench.common import gemm_peak
 from bench.data import ptb_batches
 from bench.torch_models import RNNLM, TorchTrainer
-from rnnkit.fused_softmax import linear_cross_entropy
+from rnnkit.checks import valid_mask
+from rnnkit.commands.process import keep_freed_memory
 from rnnkit.kernels import fused
-from rnnkit.memory import keep_freed_memory
-from rnnkit.pooling import valid_steps
 
 PHASES = ("lstm forward", "softmax forward", "softmax backward + its Adam", "rest of backward", "optimizer step")
 
@@ -97,10 +96,10 @@ def measure(trainer: TorchTrainer, batches: list, updates: int) -> dict[str, flo
         batch = batches[k % len(batches)]
         t0 = time.perf_counter()
         y = model.lstm(model.embed(batch.inp), batch.lengths)[0]  # (B, T, H)
-        mask = valid_steps(batch.lengths, y.shape[1])
+        mask = valid_mask(batch.lengths, y.shape[1])
         t1 = time.perf_counter()
         h = y[mask]  # (N, H)
-        loss = linear_cross_entropy(h, model.out.weight, model.out.bias, batch.tgt[mask])
+        loss = model.out(h, batch.tgt[mask])
         t2 = time.perf_counter()
         mark: dict[str, float] = {}
 
@@ -134,7 +133,7 @@ def breakdown(model: RNNLM, batches: list, threads: int, updates: int) -> dict:
     B, T = batches[0].inp.shape
     other = sum(p.numel() for name, p in model.named_parameters() if name not in ("out.weight", "embed.weight"))
     measured = measure(trainer, batches, updates)
-    floor = floors(B, T, model.out.out_features, model.embed.embedding_dim, model.out.in_features, other)
+    floor = floors(B, T, model.out.num_classes, model.embed.embedding_dim, model.out.in_features, other)
     total, total_floor = sum(measured.values()), sum(floor.values())
     return {"mb": B, "threads": threads, "T": T, "words_per_update": B * T, "updates": updates,
             "gemm_fp32_2048_gflops": round(gemm_peak(), 1),

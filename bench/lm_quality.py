@@ -21,7 +21,7 @@ import torch
 
 from bench.data import ptb_batches
 from bench.torch_models import RNNLM, TorchTrainer
-from rnnkit.memory import keep_freed_memory
+from rnnkit.commands.process import keep_freed_memory
 from rnnkit.train import Precision
 
 

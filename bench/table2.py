@@ -19,7 +19,7 @@ from bench import dynet_models, layers
 from bench.common import Report, gemm_peak, machine, race
 from bench.data import oanc, ptb_batches, shuffled_forever
 from bench.torch_models import RNNLM, Tagger, TorchTrainer
-from rnnkit.memory import keep_freed_memory
+from rnnkit.commands.process import keep_freed_memory
 from rnnkit.train import Precision
 
 LM_ROWS = {"lm1": 1, "lm4": 4, "lm16": 16, "lm64": 64}
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (0.3 if args.quick else 4.0)
     torch.set_num_threads(args.threads)
-    allocator = not args.default_malloc and keep_freed_memory()  # rnnkit.memory; the same for every column
+    allocator = not args.default_malloc and keep_freed_memory()  # as rnnkit's commands do; the same for every column
     report = Report(args.json, torch.get_num_threads())
     why_not = "--no-dynet given" if args.no_dynet else dynet_models.available()
     peak = gemm_peak()
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                    "torch": torch.__version__, "python": platform.python_version(),
                    "dynet": why_not or "dynet38 (PyPI wheel), single-threaded",
                    "gemm_fp32_2048_gflops": round(peak, 1), "loadavg_before": os.getloadavg(),
-                   "allocator": "freed blocks kept (rnnkit.memory)" if allocator else "the C library's default",
+                   "allocator": "freed blocks kept" if allocator else "the C library's default",
                    "seconds": args.seconds, "repeats": args.repeats, "quick": args.quick})
     for row in args.rows:
         if row in LM_ROWS:

@@ -10,10 +10,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
 from bench.data import LMBatch, TagSentence
-from rnnkit.fused_softmax import linear_cross_entropy
+from rnnkit.checks import valid_mask
+from rnnkit.commands.threads import ThreadChooser, ThreadConfig
 from rnnkit.optim import OptimizerConfig, build_optimizer
-from rnnkit.pooling import valid_steps
-from rnnkit.threads import ThreadChooser, ThreadConfig
+from rnnkit.softmax import SoftmaxOutput
 from rnnkit.train import Precision
 
 
@@ -36,15 +36,15 @@ class RNNLM(nn.Module):
         self.embed = nn.Embedding(vocab, embed, sparse=sparse or use_rnnkit)  # see Tagger
         self.rnnkit = use_rnnkit
         self.lstm = rnnkit.LSTM(embed, hidden) if use_rnnkit else nn.LSTM(embed, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab)
+        # rnnkit: the same layer with its cross-entropy fused (rnnkit.softmax); the same initial weights
+        self.out = SoftmaxOutput(hidden, vocab) if use_rnnkit else nn.Linear(hidden, vocab)
 
     def forward(self, batch: LMBatch) -> torch.Tensor:
         x = self.embed(batch.inp)  # (B, T, E)
         if self.rnnkit:
             y = self.lstm(x, batch.lengths)[0]  # (B, T, H), zero past each length
-            mask = valid_steps(batch.lengths, x.shape[1])  # (B, T)
-            # the same summed cross-entropy of the same softmax layer, fused (rnnkit.fused_softmax)
-            return linear_cross_entropy(y[mask], self.out.weight, self.out.bias, batch.tgt[mask])
+            mask = valid_mask(batch.lengths, x.shape[1])  # (B, T)
+            return self.out(y[mask], batch.tgt[mask])  # the summed cross-entropy
         if bool((batch.lengths == x.shape[1]).all()):  # one length: no packing needed
             y = self.lstm(x)[0]  # (B, T, H)
             return F.cross_entropy(self.out(y.flatten(0, 1)), batch.tgt.flatten(), reduction="sum")
@@ -101,18 +101,13 @@ class TorchTrainer:
     """One update per step over an endless stream of examples."""
 
     def __init__(self, model: nn.Module, examples, use_rnnkit: bool, sparse: bool = False, fused: bool = True,
-                 precision: Precision = Precision.FLOAT32, step_in_backward: bool = True,
-                 defer_rows: bool = True, adaptive_threads: bool = True):
+                 precision: Precision = Precision.FLOAT32, in_layers: bool = True, adaptive_threads: bool = True):
         self.model, self.examples, self.precision = model, examples, precision
-        # rnnkit: each update on 1 thread or all, whichever trains faster now (rnnkit.threads)
+        # rnnkit: each update on 1 thread or all, whichever trains faster now (--threads auto)
         self.threads = ThreadChooser(ThreadConfig(adaptive=use_rnnkit and adaptive_threads))
-        if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables
-            self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse))]
-            if isinstance(model, RNNLM) and step_in_backward:  # no clipping here: the softmax weight's
-                self.opts[0].step_in_backward(model.out.weight)  # update fused with its gradient
-            if not sparse and defer_rows:  # the tables' dense update, each row's taken when next used
-                for table in (m for m in model.modules() if isinstance(m, nn.Embedding)):
-                    self.opts[0].defer_rows(table)
+        if use_rnnkit:  # rnnkit's own optimizer: fused Adam, LazyAdam for sparse tables, and (no clipping
+            # here) the softmax weight's and the dense-rule tables' updates taken in their layers
+            self.opts = [build_optimizer(model, OptimizerConfig(sparse_embeddings=sparse, in_layers=in_layers))]
         else:
             tables = [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
             ids = {id(p) for p in tables}

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from torch import nn
 
 from rnnkit.checkpoint import save_checkpoint, save_model_dir
 from rnnkit.optim import LRSchedule
-from rnnkit.train import Callback, FitState
+from rnnkit.train import Callback, FitState, StepRecord
 from rnnkit.vocab import Vocab
 
 
@@ -55,7 +54,7 @@ def best_epoch(history: list[dict[str, float]], metric: str, minimize: bool) -> 
 
 
 class EarlyStopping(Callback):
-    """Stop when the dev ``metric`` has not improved for ``patience`` epochs (seed 000).
+    """Stop when the dev ``metric`` has not improved for ``patience`` epochs.
 
     Its state is derived from ``fit.history``, so it resumes with the checkpoint.
     """
@@ -103,7 +102,7 @@ class Checkpointer(Callback):
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
 
-    def on_step(self, fit: FitState, record: dict[str, Any]) -> None:
+    def on_step(self, fit: FitState, record: StepRecord) -> None:
         if self.every and fit.step - (self.last_saved[0] if self.last_saved else 0) >= self.every:
             self.save(fit)
 
@@ -122,13 +121,13 @@ class Checkpointer(Callback):
 
 
 class Log(Callback):
-    """Progress: a tqdm bar (tokens/s, loss, ETA) on a terminal, else a plain line
-    every ``every`` updates; a summary line per epoch; records to a JSONL file
-    and to TensorBoard when asked."""
+    """Progress on ``stream`` (None: nothing printed): a tqdm bar (tokens/s, loss, ETA) on a
+    terminal, else a plain line every ``every`` updates, and a summary line per epoch;
+    records to a JSONL file and to TensorBoard when asked."""
 
     def __init__(self, batches_per_epoch: int, every: int = 100, stream: TextIO | None = None,
                  jsonl: Path | None = None, tensorboard: Path | None = None, enabled: bool = True):
-        self.stream = stream or sys.stderr
+        self.stream = stream
         self.per_epoch, self.every, self.enabled = batches_per_epoch, every, enabled
         self.bar = None
         self.jsonl = open(jsonl, "a", encoding="utf-8") if jsonl and enabled else None
@@ -146,7 +145,7 @@ class Log(Callback):
         self.loss_sum = self.count = self.tokens = 0
         self.t0 = time.monotonic()
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, float | int]) -> None:
         if self.jsonl:
             self.jsonl.write(json.dumps(record) + "\n")
             self.jsonl.flush()
@@ -155,17 +154,21 @@ class Log(Callback):
                 if isinstance(v, int | float) and k not in ("step", "epoch"):
                     self.writer.add_scalar(k, v, record.get("step", 0))
 
-    def on_step(self, fit: FitState, record: dict[str, Any]) -> None:
+    def _say(self, text: str) -> None:
+        if self.stream is not None:
+            print(text, file=self.stream, flush=True)
+
+    def on_step(self, fit: FitState, record: StepRecord) -> None:
         if not self.enabled:
             return
-        if record["finite"]:
-            self.loss_sum += record["loss"] * record["count"]
-            self.count += record["count"]
+        if record.finite:
+            self.loss_sum += record.loss * record.count
+            self.count += record.count
         else:
-            print(f"skipped a non-finite update: epoch {fit.epoch + 1}, batch {fit.batch}, "
-                  f"sequences {record['indices']}", file=self.stream)
-        self.tokens += record["tokens"]
-        if self.bar is None and self.stream.isatty():
+            self._say(f"skipped a non-finite update: epoch {fit.epoch + 1}, batch {fit.batch}, "
+                      f"sequences {record.indices}")
+        self.tokens += record.tokens
+        if self.bar is None and self.stream is not None and self.stream.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=self.per_epoch, initial=fit.batch, unit="batch", file=self.stream, leave=False)
         rate = self.tokens / max(time.monotonic() - self.t0, 1e-9)
@@ -176,10 +179,10 @@ class Log(Callback):
             self.bar.update(0)
         if fit.step % self.every == 0 and self.count:
             if self.bar is None:
-                print(f"epoch {fit.epoch + 1} batch {fit.batch}/{self.per_epoch} step {fit.step}: "
-                      f"loss {loss:.4f}, {rate:,.0f} tokens/s", file=self.stream, flush=True)
+                self._say(f"epoch {fit.epoch + 1} batch {fit.batch}/{self.per_epoch} step {fit.step}: "
+                          f"loss {loss:.4f}, {rate:,.0f} tokens/s")
             self._write({"step": fit.step, "epoch": fit.epoch, "loss": loss, "tokens_per_sec": rate,
-                         "grad_norm": record["grad_norm"], "threads": record.get("threads")})
+                         "grad_norm": record.grad_norm})
             self._reset()
 
     def on_epoch_end(self, fit: FitState) -> None:
@@ -189,8 +192,7 @@ class Log(Callback):
             self.bar.close()
             self.bar = None
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in fit.metrics.items())
-        print(f"epoch {fit.epoch} done, step {fit.step}" + (f": {metrics}" if metrics else ""),
-              file=self.stream, flush=True)
+        self._say(f"epoch {fit.epoch} done, step {fit.step}" + (f": {metrics}" if metrics else ""))
         self._write({"step": fit.step, "epoch": fit.epoch, **{f"dev_{k}": v for k, v in fit.metrics.items()}})
 
     def on_end(self, fit: FitState) -> None:

@@ -131,11 +131,21 @@ def latest_checkpoint(root: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
+def model_directory(path: Path) -> Path:
+    """A model or checkpoint directory, or a training run's --out directory (its model/)."""
+    path = Path(path)
+    if (path / "model.safetensors").exists():
+        return path
+    if (path / "model" / "model.safetensors").exists():
+        return path / "model"
+    raise FileNotFoundError(f"{path} is not a model directory (no model.safetensors), nor a training run's "
+                            f"--out (no model/)")
+
+
 def read_config(directory: Path) -> Checkpoint:
-    """Config, vocabularies and (if present) trainer state of a checkpoint or model directory."""
-    directory = Path(directory)
-    if not (directory / "model.safetensors").exists():
-        raise FileNotFoundError(f"{directory} is not a model directory (no model.safetensors)")
+    """Config, vocabularies and (if present) trainer state of a checkpoint or model directory
+    (or of a training run's --out directory: its model/); ``path`` is the directory read."""
+    directory = model_directory(directory)
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     vocabs = {p.stem.removeprefix("vocab-"): Vocab.load(p) for p in sorted(directory.glob("vocab-*.json"))}
     trainer_file = directory / "trainer.pt"
@@ -145,7 +155,8 @@ def read_config(directory: Path) -> Checkpoint:
 
 def load_weights(directory: Path, model: nn.Module) -> None:
     """Load ``directory/model.safetensors`` into ``model`` (strict: every tensor must match)."""
-    missing, unexpected = load_model(model, str(Path(directory) / "model.safetensors"), strict=False)
+    directory = model_directory(directory)
+    missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=False)
     if missing or unexpected:
         raise ValueError(f"{directory}: the weights do not fit the model "
                          f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")

@@ -5,40 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-from rnnkit.commands import classify, common, data, lm, tag, toy
+from rnnkit.commands import classify, common, data, demo, lm, tag, toy
 from rnnkit.data.errors import DataError
 from rnnkit.train import TrainingDiverged
 
-DEFAULT_SENTENCE = "The old man the boats , said the surprised editor ."
-COMMANDS = [classify.register, data.register, lm.register, tag.register, toy.register]  # each adds its subcommand(s)
-
-
-def _demo(args: argparse.Namespace, argv: list[str]) -> int:
-    from rnnkit.demo import DemoConfig, run_demo
-    from rnnkit.memory import keep_freed_memory
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    keep_freed_memory()
-    run_demo(DemoConfig(seed=args.seed, tag_seconds=args.tag_seconds, sentence=args.sentence,
-                        lm_seconds=args.lm_seconds, prime=args.prime, adaptive_threads=args.threads is None))
-    return 0
+COMMANDS = [demo.register, classify.register, data.register, lm.register, tag.register,
+            toy.register]  # each adds its subcommand(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnkit", description="Recurrent networks for sequence learning.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="binary addition, a POS tagger, a character LSTM on Python sources")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--threads", type=common.thread_count, default=None,
-                      help="fixed thread count; default auto (each batch on 1 thread or all, the faster)")
-    demo.add_argument("--sentence", default=DEFAULT_SENTENCE, help="an English sentence to tag (tokens by spaces)")
-    demo.add_argument("--tag-seconds", type=float, default=70.0, help="tagger training budget")
-    demo.add_argument("--lm-seconds", type=float, default=60.0, help="language-model training budget")
-    demo.add_argument("--prime", default="def ", help="text the generated sample starts from")
-    demo.set_defaults(run=_demo)
     for register in COMMANDS:
         register(sub)
     return parser

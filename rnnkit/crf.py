@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from rnnkit.losses import Lengths, Reduction, _check, _classes, _lengths, _reduce, _valid
+from rnnkit.checks import LengthsLike, check_classes, check_lengths, check_tensor, valid_mask
+from rnnkit.losses import Reduction, reduce_losses
 
 FORBIDDEN = -1e4  # the training score of a forbidden start, transition or end
 
@@ -77,32 +78,32 @@ class CRF(nn.Module):
         return (torch.where(self.allowed_start, self.start, fill), torch.where(self.allowed, self.transitions, fill),
                 torch.where(self.allowed_end, self.end, fill))
 
-    def _inputs(self, emissions: Tensor, lengths: Lengths, tags: Tensor | None = None):
+    def _inputs(self, emissions: Tensor, lengths: LengthsLike, tags: Tensor | None = None):
         """Validated (emissions (B, T, K) with zeros past lengths, lengths (B,) int64, tags (B, T) or None)."""
-        B, T, K = _check(emissions, "emissions", "BTK", K=self.num_tags).shape
+        B, T, K = check_tensor(emissions, "emissions", "BTK", K=self.num_tags).shape
         if T < 1:
             raise ValueError(f"emissions must have T >= 1 steps; got shape {tuple(emissions.shape)}")
-        lengths = _lengths(lengths, "lengths", emissions, T, "T", low=1)
-        valid = _valid(lengths, T)  # (B, T)
+        lengths = check_lengths(lengths, emissions, "lengths", T, "T", low=1)
+        valid = valid_mask(lengths, T)  # (B, T)
         emissions = torch.where(valid.unsqueeze(2), emissions, 0)  # (B, T, K)
         if tags is not None:
-            _check(tags, "tags", "BT", integer=True, B=B, T=T)
-            _classes(tags[valid], "tags", K)
+            check_tensor(tags, "tags", "BT", integer=True, B=B, T=T)
+            check_classes(tags[valid], "tags", K)
             tags = torch.where(valid, tags, 0).long()  # (B, T)
         return emissions, lengths, tags
 
-    def score(self, emissions: Tensor, tags: Tensor, lengths: Lengths) -> Tensor:
+    def score(self, emissions: Tensor, tags: Tensor, lengths: LengthsLike) -> Tensor:
         """s(y_b) (B,) of the given tag sequences. emissions: (B, T, K); tags: (B, T) int; lengths: (B,) in [1, T]."""
         return self._score(*self._inputs(emissions, lengths, tags))
 
     def _score(self, e: Tensor, lengths: Tensor, tags: Tensor) -> Tensor:
         start, trans, end = self._scores(FORBIDDEN)
-        pairs = torch.where(_valid(lengths, e.shape[1])[:, 1:], trans[tags[:, :-1], tags[:, 1:]], 0)  # (B, T − 1)
+        pairs = torch.where(valid_mask(lengths, e.shape[1])[:, 1:], trans[tags[:, :-1], tags[:, 1:]], 0)  # (B, T − 1)
         last = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # (B,)
         emitted = e.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T): 0 past lengths
         return start[tags[:, 0]] + emitted.sum(1) + pairs.sum(1) + end[last]  # (B,)
 
-    def log_partition(self, emissions: Tensor, lengths: Lengths) -> Tensor:
+    def log_partition(self, emissions: Tensor, lengths: LengthsLike) -> Tensor:
         """log Z_b (B,) by the forward algorithm, a loop over time only. emissions: (B, T, K); lengths: (B,).
 
         α_0 = start + e_0;  α_t[j] = logsumexp_i(α_{t−1}[i] + transitions[i, j]) + e_t[j] for 0 < t < L_b;
@@ -119,7 +120,7 @@ class CRF(nn.Module):
             alpha = torch.where((t < lengths).unsqueeze(1), step, alpha)  # (B, K)
         return torch.logsumexp(alpha + end, dim=1)  # (B,)
 
-    def nll(self, emissions: Tensor, tags: Tensor, lengths: Lengths, reduction: Reduction | None = None) -> Tensor:
+    def nll(self, emissions: Tensor, tags: Tensor, lengths: LengthsLike, reduction: Reduction | None = None) -> Tensor:
         """Negative log-likelihood −log p(y_b | e_b) = log Z_b − s(y_b), reduced by ``reduction``.
 
         None: the per-sequence values (B,). Reduction.SUM: their sum; MEAN: the sum over the number of tags
@@ -130,17 +131,17 @@ class CRF(nn.Module):
         """
         e, lengths, tags = self._inputs(emissions, lengths, tags)
         per_sequence = self._log_partition(e, lengths) - self._score(e, lengths, tags)  # (B,)
-        return per_sequence if reduction is None else _reduce(per_sequence, lengths, reduction)
+        return per_sequence if reduction is None else reduce_losses(per_sequence, lengths, reduction)
 
     forward = nll
 
-    def viterbi(self, emissions: Tensor, lengths: Lengths) -> tuple[Tensor, list[list[int]]]:
+    def viterbi(self, emissions: Tensor, lengths: LengthsLike) -> tuple[Tensor, list[list[int]]]:
         """The best tag sequence of each sequence and its score: (scores (B,), paths of lengths L_b)."""
         e, lengths, _ = self._inputs(emissions, lengths)
         scores, paths = self._kbest(e, lengths, 1)  # (B, 1), (B, 1, T)
         return scores[:, 0], [paths[b, 0, :L].tolist() for b, L in enumerate(lengths.tolist())]
 
-    def decode(self, emissions: Tensor, lengths: Lengths) -> list[list[int]]:
+    def decode(self, emissions: Tensor, lengths: LengthsLike) -> list[list[int]]:
         """argmax_y s(y) (Viterbi) of each sequence, a list of L_b tags. emissions: (B, T, K); lengths: (B,).
 
         Example:
@@ -148,7 +149,7 @@ class CRF(nn.Module):
         """
         return self.viterbi(emissions, lengths)[1]
 
-    def decode_nbest(self, emissions: Tensor, lengths: Lengths, n: int) -> list[list[tuple[float, list[int]]]]:
+    def decode_nbest(self, emissions: Tensor, lengths: LengthsLike, n: int) -> list[list[tuple[float, list[int]]]]:
         """The n best (score, tags) of each sequence, best first: exact k-best Viterbi, which keeps the n best
         partial paths ending in each tag at each step. Fewer than n when fewer sequences of length L_b are
         allowed (K^L_b < n, or constraints). emissions: (B, T, K); lengths: (B,) in [1, T].

@@ -76,10 +76,3 @@ def unwrap(model: nn.Module) -> nn.Module:
 def finish(world: World) -> None:
     if world.size > 1 and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def launch(nproc: int, argv: list[str]) -> int:
-    """Re-run this command line in ``nproc`` local processes under torchrun."""
-    from torch.distributed.run import main as torchrun
-    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "rnnkit.cli", *argv])
-    return 0

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, Cell, State, init_uniform
-from rnnkit.checks import check_input, check_lengths, check_state
+from rnnkit.checks import Steps, check_input, check_state
 from rnnkit.scan import scan, zero_padding
 
 
@@ -145,7 +145,8 @@ class OutputFeedback(nn.Module):
         """
         cell = self.cell
         x = check_input(x, cell.input_size)
-        lengths = check_lengths(lengths, x)
+        steps = Steps.of(lengths, x)
+        lengths = steps.lengths
         B, T = x.shape[:2]
         if state is None:
             s = cell.zero_state(B, x)
@@ -160,7 +161,7 @@ class OutputFeedback(nn.Module):
         if targets is None and p > 0:
             raise ValueError("teacher_forcing > 0 needs targets (B, T, O) to feed back")
         if p == 0:
-            y, s = scan(lambda xt, st: cell.recur(xt[0], st), (xp,), s, lengths, cell.output_size)
+            y, s = scan(lambda xt, st: cell.recur(xt[0], st), (xp,), s, steps, cell.output_size)
         else:
             targets = check_input(targets, cell.output_size, name="targets")
             if targets.shape[:2] != (B, T):
@@ -173,7 +174,7 @@ class OutputFeedback(nn.Module):
                 y, st = cell.recur(xt[0], st)
                 return y, cell.feed(st, torch.where(xt[2], xt[1], y))
 
-            y, s = scan(step, (xp, targets, use_true), s, lengths, cell.output_size)
+            y, s = scan(step, (xp, targets, use_true), s, steps, cell.output_size)
         return y, self._layer_state(s, B)
 
     def forecast(self, state: State | Tensor, steps: int, x: Tensor | None = None) -> tuple[Tensor, State | Tensor]:

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
-from rnnkit.checks import check_input, check_lengths, check_state
+from rnnkit.checks import Steps, check_input, check_state
 from rnnkit.interop import copy_from_torch, copy_to_torch, like
 from rnnkit.kernels import Kernel, fused, native
 from rnnkit.scan import scan, zero_padding
@@ -95,12 +95,12 @@ class Recurrent(nn.Module):
         Returns y (B, T, D·H_out), zero past each length, and the final state.
         """
         x = check_input(x, self.input_size)
-        lengths = check_lengths(lengths, x)
-        inp = zero_padding(x, lengths)
-        kernel = self._kernel(x, lengths)
+        steps = Steps.of(lengths, x)  # checked once; every path below reads these
+        inp = zero_padding(x, steps.lengths)
+        kernel = self.kernel_for(x)
         if kernel is Kernel.EXTENSION:  # zero initial states are made in C++
             zeros = state is None and self.initial_state is None
-            y, final = fused.run_stack(list(self.cells), self.num_layers, inp, lengths,
+            y, final = fused.run_stack(list(self.cells), self.num_layers, inp, steps,
                                        None if zeros else self._cell_states(state, x), self.dropout,
                                        self.training)
             return y, final[0] if len(final) == 1 else final
@@ -108,9 +108,8 @@ class Recurrent(nn.Module):
         D, finals = self.num_directions, []
         for layer in range(self.num_layers):
             if kernel is Kernel.TORCH:
-                full = lengths is None or bool((lengths == x.shape[1]).all())
-                inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp,
-                                                     None if full else lengths, states[layer * D:(layer + 1) * D])
+                inp, layer_finals = native.run_layer(list(self.cells[layer * D:(layer + 1) * D]), inp, steps,
+                                                     states[layer * D:(layer + 1) * D])
                 finals.extend(layer_finals)
                 if layer < self.num_layers - 1 and self.dropout > 0:
                     inp = nn.functional.dropout(inp, self.dropout, self.training)
@@ -121,7 +120,7 @@ class Recurrent(nn.Module):
                 cell = self.cells[k]
                 xp = cell.project(inp)  # (B, T, G): all time steps in one product
                 y, s = scan(lambda xt, st, cell=cell: cell.recur(xt[0], st), (xp,), states[k],
-                            lengths, cell.output_size, reverse=direction == 1)
+                            steps, cell.output_size, reverse=direction == 1)
                 outputs.append(y)  # (B, T, H_out)
                 finals.append(s)
             inp = outputs[0] if D == 1 else torch.cat(outputs, dim=2)  # (B, T, D·H_out)
@@ -129,8 +128,9 @@ class Recurrent(nn.Module):
                 inp = nn.functional.dropout(inp, self.dropout, self.training)
         return inp, self._layer_state(finals)
 
-    def _kernel(self, x: Tensor, lengths: Tensor | None) -> Kernel:
-        """The implementation that runs this call: ``self.kernel``, or AUTO's choice."""
+    def kernel_for(self, x: Tensor) -> Kernel:
+        """The implementation a call on ``x`` runs: ``self.kernel``, or AUTO's choice (raises
+        when ``self.kernel`` cannot compute this cell on x)."""
         cell = self.cells[0]
         if x.shape[0] == 0 or x.shape[1] == 0:
             return Kernel.REFERENCE  # nothing to compute

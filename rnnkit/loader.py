@@ -45,16 +45,26 @@ class StreamLoader:
     """One long stream of ids for truncated BPTT with the state carried across
     batches (Zaremba et al. 2014): the stream is cut into B contiguous rows and
     each batch is the next k columns; inputs are ids[t], targets ids[t+1].
-    Every epoch walks the rows from the start, in order (the state carries)."""
+    Every epoch walks the rows from the start, in order (the state carries).
 
-    def __init__(self, ids: Tensor, batch_size: int, bptt: int):
+    With ``world_size`` processes, B is the global batch and this rank takes rows
+    ``rank·B/W`` to ``(rank+1)·B/W``, carrying their state itself: the ranks together
+    train on exactly the batches one process with B rows trains on."""
+
+    def __init__(self, ids: Tensor, batch_size: int, bptt: int, rank: int = 0, world_size: int = 1):
         if ids.dim() != 1:
             raise ValueError(f"ids must have shape (N,); got {tuple(ids.shape)}")
+        if batch_size < 1 or bptt < 1:
+            raise ValueError(f"batch_size and bptt must be >= 1; got {batch_size}, {bptt}")
+        if batch_size % world_size:
+            raise ValueError(f"the stream's batch size {batch_size} (rows, over all processes) must be a multiple "
+                             f"of the {world_size} processes")
         n = (ids.numel() - 1) // batch_size
         if n < 1:
             raise ValueError(f"the stream of {ids.numel()} ids is too short for batch_size={batch_size}")
-        self.inputs = ids[:n * batch_size].view(batch_size, n)  # (B, N)
-        self.targets = ids[1:n * batch_size + 1].view(batch_size, n)  # (B, N)
+        rows = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
+        self.inputs = ids[:n * batch_size].view(batch_size, n)[rows]  # (B / W, N)
+        self.targets = ids[1:n * batch_size + 1].view(batch_size, n)[rows]  # (B / W, N)
         self.bptt = bptt
 
     def epoch(self, epoch: int) -> list[int]:

@@ -1,8 +1,8 @@
 """Optimizers, learning-rate schedules and weight noise for the training loop.
 
-SGD with momentum, RMSProp (seed 001), Adam and AdamW. On the CPU, Adam and
-AdamW are rnnkit's :class:`~rnnkit.adam.Adam` (one C++ pass over each parameter, no Python
-bookkeeping per tensor; torch's update, tested equal); elsewhere, or without
+SGD with momentum, RMSProp (Tieleman & Hinton 2012), Adam and AdamW. On the CPU, Adam
+and AdamW are rnnkit's :class:`~rnnkit.adam.Adam` (one C++ pass over each parameter, no
+Python bookkeeping per tensor; torch's update, tested equal); elsewhere, or without
 the compiled extension, torch's fused implementation. SGD and RMSProp use
 torch's foreach implementation.
 With ``sparse_embeddings``, every ``nn.Embedding(sparse=True)`` table is updated
@@ -11,6 +11,9 @@ sparse gradients, or for the Adam family :class:`~rnnkit.adam.LazyAdam`'s update
 inside the one :class:`Adam`, which saves a second optimizer's per-step cost).
 Without it, :class:`Adam` gives a sparse table the update of its dense gradient
 (every row moves), read from the rows without making the dense zeros.
+With ``in_layers`` (Adam family, CPU), the softmax layers' weights and the dense-rule
+sparse tables are updated inside their layers instead
+(:class:`~rnnkit.adam_in_layers.AdamInLayers`: same values, no clipping or weight noise).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import torch
 from torch import nn
 
 from rnnkit.adam import Adam, LazyAdam
+from rnnkit.adam_in_layers import AdamInLayers
 from rnnkit.kernels import fused
+from rnnkit.softmax import SoftmaxOutput
 
 
 class Method(enum.Enum):
@@ -42,6 +47,7 @@ class OptimizerConfig:
     weight_decay: float = 0.0  # L2 (SGD, RMSProp, Adam) or decoupled (AdamW)
     rmsprop_alpha: float = 0.99  # RMSProp's moving-average factor for squared gradients
     sparse_embeddings: bool = False  # update only the used rows of sparse embedding tables
+    in_layers: bool = False  # Adam family, CPU: softmax weights and dense-rule tables updated in their layers
 
 
 class Optimizers:
@@ -50,6 +56,7 @@ class Optimizers:
     def __init__(self, optimizers: list[torch.optim.Optimizer]):
         self.optimizers = optimizers
         self.param_groups = [g for o in optimizers for g in o.param_groups]  # the schedule adjusts these
+        self.updates_in_backward = any(getattr(o, "updates_in_backward", False) for o in optimizers)
 
     def step(self, closure=None):
         for o in self.optimizers:
@@ -71,20 +78,43 @@ def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
 
 
+def _in_layers(model: nn.Module, config: OptimizerConfig) -> AdamInLayers:
+    """The AdamInLayers of every softmax layer and (without sparse_embeddings) every sparse table."""
+    softmax = [m for m in model.modules() if isinstance(m, SoftmaxOutput)]
+    if len(softmax) > 1:
+        raise ValueError(f"in_layers updates one softmax layer; the model has {len(softmax)}")
+    tables = [] if config.sparse_embeddings else \
+        [m for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
+    return AdamInLayers(softmax[0] if softmax else None, tables, lr=config.lr, weight_decay=config.weight_decay,
+                        decoupled=config.method is Method.ADAMW)
+
+
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer | Optimizers:
     """The optimizer of ``config`` over the model's trainable parameters."""
     if config.lr <= 0:
         raise ValueError(f"lr must be > 0; got {config.lr}")
-    tables = _sparse_tables(model)
+    m = config.method
+    if config.in_layers and m not in (Method.ADAM, Method.ADAMW):
+        raise ValueError(f"in_layers updates are Adam's or AdamW's; not {m.name}")
+    in_layers = _in_layers(model, config) if config.in_layers else None
+    taken = {id(p) for p in in_layers.param_groups[0]["params"]} if in_layers else set()
+    tables = [p for p in _sparse_tables(model) if id(p) not in taken]
     sparse = tables if config.sparse_embeddings else []
-    sparse_ids = {id(p) for p in sparse}
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
-    m, c = config.method, config
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in taken | {id(p) for p in sparse}]
     cpu_adam = m in (Method.ADAM, Method.ADAMW) and all(p.device.type == "cpu" for p in dense + sparse) \
         and fused.available()
     if tables and not config.sparse_embeddings and not cpu_adam:
         raise ValueError("the model has sparse embeddings: set sparse_embeddings=True (dense updates of sparse "
                          "tables need Adam or AdamW on the CPU)")
+    main = _main_optimizer(dense, sparse, config, cpu_adam)
+    if in_layers is None:
+        return main
+    return Optimizers([*(main.optimizers if isinstance(main, Optimizers) else [main]), in_layers])
+
+
+def _main_optimizer(dense: list, sparse: list, config: OptimizerConfig, cpu_adam: bool):
+    """The optimizer of the parameters not updated in their layers: dense ones and sparse tables."""
+    m, c = config.method, config
     if m is Method.SGD:
         main = torch.optim.SGD(dense, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
     elif m is Method.RMSPROP:

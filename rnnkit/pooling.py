@@ -13,12 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.checks import valid_mask
 from rnnkit.losses import last_step_outputs
-
-
-def valid_steps(lengths: Tensor, T: int) -> Tensor:
-    """(B, T) bool: True at t < L_b."""
-    return torch.arange(T, device=lengths.device) < lengths.unsqueeze(1)
 
 
 def last_pool(y: Tensor, lengths: Tensor, directions: int = 1) -> Tensor:
@@ -38,13 +34,13 @@ def last_pool(y: Tensor, lengths: Tensor, directions: int = 1) -> Tensor:
 
 def mean_pool(y: Tensor, lengths: Tensor) -> Tensor:
     """(1/L_b) Σ_{t < L_b} y[b, t]: y (B, T, F), lengths (B,) in [1, T] -> (B, F)."""
-    valid = valid_steps(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
+    valid = valid_mask(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
     return torch.where(valid, y, 0).sum(1) / lengths.unsqueeze(1).to(y.dtype)  # (B, F)
 
 
 def max_pool(y: Tensor, lengths: Tensor) -> Tensor:
     """max_{t < L_b} y[b, t] per feature: y (B, T, F), lengths (B,) in [1, T] -> (B, F)."""
-    valid = valid_steps(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
+    valid = valid_mask(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
     return torch.where(valid, y, -torch.inf).amax(1)  # (B, F)
 
 
@@ -64,12 +60,12 @@ class AttentionPool(nn.Module):
 
     def weights(self, y: Tensor, lengths: Tensor) -> Tensor:
         """α (B, T): zero on padding, summing to 1 over each sequence's steps."""
-        valid = valid_steps(lengths, y.shape[1])  # (B, T)
+        valid = valid_mask(lengths, y.shape[1])  # (B, T)
         y = torch.where(valid.unsqueeze(2), y, 0)  # (B, T, F): padding reaches no computation
         e = self.score(torch.tanh(self.proj(y))).squeeze(2)  # (B, T)
         return e.masked_fill(~valid, -torch.inf).softmax(1)  # (B, T)
 
     def forward(self, y: Tensor, lengths: Tensor) -> Tensor:
         alpha = self.weights(y, lengths)  # (B, T)
-        valid = valid_steps(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
+        valid = valid_mask(lengths, y.shape[1]).unsqueeze(2)  # (B, T, 1)
         return (alpha.unsqueeze(2) * torch.where(valid, y, 0)).sum(1)  # (B, F)

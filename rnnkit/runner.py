@@ -1,37 +1,35 @@
-"""Everything a `TASK train` command shares: seeding, threads, the process
-group, the optimizer and schedule, resumption, the callbacks, and the fit.
+"""A training run, the same for every task: the optimizer and schedule, resumption, the
+callbacks (evaluation, schedule, early stopping, checkpoints, logs) and the fit.
 
-A task supplies a model, an objective, a loader (for this rank), an
-evaluation function, its config and vocabularies; :func:`run_training` does
-the rest, identically for every task.
+A task (:mod:`rnnkit.tasks`) turns its config and data into a :class:`TrainingJob`
+(model, objective, this rank's loader, evaluation, what a model directory saves);
+:func:`run_training` does the rest. It neither seeds nor prints: the command line
+seeds the process before the task builds its model, and passes a stream for the
+progress lines.
 """
 
 from __future__ import annotations
 
-import random
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-import numpy as np
-import torch
 from torch import nn
 
 from rnnkit.callbacks import Checkpointer, EarlyStopping, Evaluate, Log, ScheduleStep
-from rnnkit.checkpoint import latest_checkpoint, restore_training
+from rnnkit.checkpoint import restore_training
 from rnnkit.distributed import SINGLE, World, finish, unwrap, wrap
 from rnnkit.optim import LRSchedule, OptimizerConfig, ScheduleConfig, build_optimizer
-from rnnkit.train import FitConfig, FitState, Loader, Objective, fit
+from rnnkit.train import Callback, FitConfig, FitState, Loader, Objective, fit
 from rnnkit.vocab import Vocab
 
 
 @dataclass(frozen=True)
 class RunConfig:
     out: Path  # directory for checkpoints, logs and the trained model
-    seed: int = 0  # seeds every random choice: initialisation, data order, dropout, noise
-    resume: bool = False  # continue from out/checkpoints/latest
+    seed: int = 0  # the weight noise's generator (the command line seeds everything else with it)
+    resume: Path | None = None  # a checkpoint directory to continue from
     checkpoint_every: int = 0  # also checkpoint every N updates (0: at epoch ends only)
     log_every: int = 100  # a log line every N updates
     patience: int | None = None  # early stopping: epochs without dev improvement
@@ -41,16 +39,9 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
-def seed_everything(seed: int) -> None:
-    """The global generators the library's training draws from (called by the command line)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @dataclass
 class TrainingJob:
-    model: nn.Module  # built after seed_everything
+    model: nn.Module  # built after the process was seeded
     objective: Objective
     loader: Loader  # this rank's shard
     batches_per_epoch: int
@@ -59,37 +50,36 @@ class TrainingJob:
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None  # dev metrics
     metric: str | None = None  # the dev metric for early stopping, plateau schedule and best model
     minimize: bool = True
+    carry_state: bool = False  # the loader's batches continue each other (a stream): carry the state across
+    notes: list[str] = field(default_factory=list)  # what the command tells the user about the data
 
 
-def run_training(run: RunConfig, job: TrainingJob, world: World = SINGLE) -> FitState:
-    """Train ``job`` as ``run`` says; returns the final :class:`FitState`."""
+def run_training(run: RunConfig, job: TrainingJob, world: World = SINGLE, callbacks: Sequence[Callback] = (),
+                 progress: TextIO | None = None) -> FitState:
+    """Train ``job`` as ``run`` says; returns the final :class:`FitState`. ``callbacks`` run
+    after the run's own; ``progress`` receives the log lines (None: none are printed)."""
     if world.is_main:
         run.out.mkdir(parents=True, exist_ok=True)
     model = wrap(job.model.to(run.fit.device), world)
+    config = replace(run.fit, carry_state=run.fit.carry_state or job.carry_state)
     optimizer = build_optimizer(model, run.optimizer)
     schedule = LRSchedule(optimizer, run.schedule, minimize=job.minimize)
     state = FitState()
     state.noise.manual_seed(run.seed + 7919 * world.rank)
-    if run.resume:
-        path = latest_checkpoint(run.out / "checkpoints")
-        if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {run.out / 'checkpoints'}")
-        state = FitState.from_dict(restore_training(path, unwrap(model), optimizer, schedule))
-        if world.is_main:
-            print(f"resuming from {path} (epoch {state.epoch + 1}, batch {state.batch}, step {state.step})",
-                  file=sys.stderr)
+    if run.resume is not None:
+        state = FitState.from_dict(restore_training(run.resume, unwrap(model), optimizer, schedule))
     main = world.is_main
-    callbacks = []
+    own: list[Callback] = []
     if job.evaluate is not None:
-        callbacks.append(Evaluate(unwrap(model), job.evaluate))
-    callbacks.append(ScheduleStep(schedule, job.metric))
+        own.append(Evaluate(unwrap(model), job.evaluate))
+    own.append(ScheduleStep(schedule, job.metric))
     if run.patience is not None and job.metric:
-        callbacks.append(EarlyStopping(job.metric, run.patience, job.minimize))
-    callbacks.append(Checkpointer(run.out, unwrap(model), optimizer, schedule, job.config, job.vocabs,
-                                  run.checkpoint_every, job.metric, job.minimize, enabled=main))
-    callbacks.append(Log(job.batches_per_epoch, run.log_every, jsonl=run.out / "metrics.jsonl",
-                         tensorboard=run.out / "tensorboard" if run.tensorboard else None, enabled=main))
+        own.append(EarlyStopping(job.metric, run.patience, job.minimize))
+    own.append(Checkpointer(run.out, unwrap(model), optimizer, schedule, job.config, job.vocabs,
+                            run.checkpoint_every, job.metric, job.minimize, enabled=main))
+    own.append(Log(job.batches_per_epoch, run.log_every, stream=progress, jsonl=run.out / "metrics.jsonl",
+                   tensorboard=run.out / "tensorboard" if run.tensorboard else None, enabled=main))
     try:
-        return fit(model, job.objective, job.loader, optimizer, run.fit, callbacks, state, world)
+        return fit(model, job.objective, job.loader, optimizer, config, [*own, *callbacks], state, world)
     finally:
         finish(world)

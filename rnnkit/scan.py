@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from rnnkit.checks import Steps, valid_mask
+
 State = tuple[Tensor, ...]
 Inputs = tuple[Tensor, ...]
 Step = Callable[[Inputs, State], tuple[Tensor, State]]
@@ -41,11 +43,11 @@ def zero_padding(x: Tensor, lengths: Tensor | None) -> Tensor:
     if lengths is None:
         return x
     B, T = x.shape[:2]
-    valid = torch.arange(T, device=x.device) < lengths.unsqueeze(1)  # (B, T)
+    valid = valid_mask(lengths, T)  # (B, T)
     return x.masked_fill(~valid.view(B, T, *([1] * (x.dim() - 2))), 0)
 
 
-def scan(step: Step, xs: Inputs, state: State, lengths: Tensor | None, width: int,
+def scan(step: Step, xs: Inputs, state: State, steps: Steps, width: int,
          reverse: bool = False) -> tuple[Tensor, State]:
     """Run ``step`` over time.
 
@@ -54,8 +56,8 @@ def scan(step: Step, xs: Inputs, state: State, lengths: Tensor | None, width: in
             t-th slices of ``xs``, each (B, *), and y_t is (B, D).
         xs: tuple of per-step inputs, each (B, T, *).
         state: tuple of (B, *) tensors: the state before the first step.
-        lengths: (B,) int64 on the inputs' device with values in [0, T], or None
-            when every sequence has all T steps.
+        steps: each sequence's length, checked by :meth:`rnnkit.checks.Steps.of`
+            (``Steps.of(None, x)`` when every sequence has all T steps).
         width: D, the width of y_t.
         reverse: run each sequence from its last step to its first.
 
@@ -65,17 +67,16 @@ def scan(step: Step, xs: Inputs, state: State, lengths: Tensor | None, width: in
             for a sequence of length 0).
     """
     B, T = xs[0].shape[:2]
+    lengths, longest = steps.lengths, steps.longest
     if reverse and lengths is not None:
         xs = tuple(reverse_padded(x, lengths) for x in xs)
     elif reverse:
         xs = tuple(x.flip(1) for x in xs)
-    steps = T if lengths is None else int(lengths.max()) if B else 0
-    ragged = lengths is not None and bool((lengths != steps).any())
+    ragged = steps.ragged
     if ragged:
-        active = torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths  # (T', B)
-        active = active.unsqueeze(2)  # (T', B, 1)
+        active = valid_mask(lengths, longest).t().unsqueeze(2)  # (T', B, 1)
     outputs = []
-    for t in range(steps):
+    for t in range(longest):
         y, new = step(tuple(x[:, t] for x in xs), state)
         if ragged:
             m = active[t]  # (B, 1)
@@ -87,8 +88,8 @@ def scan(step: Step, xs: Inputs, state: State, lengths: Tensor | None, width: in
     if not outputs:  # every sequence is empty
         return xs[0].new_zeros(B, T, width), state
     y = torch.stack(outputs, dim=1)  # (B, T', D)
-    if steps < T:
-        y = torch.cat([y, y.new_zeros(B, T - steps, y.shape[2])], dim=1)  # (B, T, D)
+    if longest < T:
+        y = torch.cat([y, y.new_zeros(B, T - longest, y.shape[2])], dim=1)  # (B, T, D)
     if reverse:
         y = y.flip(1) if lengths is None else reverse_padded(y, lengths)
     return y, state

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, init_uniform
-from rnnkit.checks import check_input, check_lengths, check_state
+from rnnkit.checks import Steps, check_input, check_state
 from rnnkit.scan import zero_padding
 
 
@@ -50,7 +50,7 @@ class TDNN(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None,
                 state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = check_input(x, self.input_size)
-        lengths = check_lengths(lengths, x)
+        lengths = Steps.of(lengths, x).lengths
         B, T, _ = x.shape
         N = self.window
         if state is None:

@@ -6,6 +6,16 @@ carried state detached, backward, clip, update; non-finite updates are
 skipped and counted; callbacks log, evaluate, schedule, stop early and
 checkpoint. The position (epoch, batch) and the carried state live in
 :class:`FitState`, which checkpoints save and resumption restores.
+
+Truncated BPTT (Williams & Peng 1990) is implemented here once: ``bptt = k`` means an
+update every k steps, the state carried into the next chunk detached. With
+``carry_state`` the state also carries from one batch into the next (a stream cut
+into consecutive batches of rows, :class:`rnnkit.loader.StreamLoader`).
+
+The optimizer is anything with ``step()`` and ``zero_grad()``. One that updates some
+weights inside the backward pass declares ``updates_in_backward = True``
+(:class:`rnnkit.adam_in_layers.AdamInLayers`): its gradients cannot be clipped or
+computed on noisy weights, so ``fit`` refuses those settings with it.
 """
 
 from __future__ import annotations
@@ -24,7 +34,6 @@ from torch import Tensor, nn
 from rnnkit.batch import Batch
 from rnnkit.distributed import SINGLE, World
 from rnnkit.optim import weight_noise
-from rnnkit.threads import ThreadChooser, ThreadConfig
 
 
 @dataclass
@@ -47,8 +56,8 @@ class Loader(Protocol):
 
 class Precision(enum.Enum):
     """Arithmetic of the forward and backward pass. BFLOAT16 runs matrix products
-    in bfloat16 under ``torch.autocast`` (AMX / AVX512-BF16 on this CPU) while the
-    weights, the optimizer, the losses and the recurrent kernels stay float32."""
+    in bfloat16 under ``torch.autocast`` (AMX or AVX512-BF16 where the CPU has them)
+    while the weights, the optimizer, the losses and the recurrent kernels stay float32."""
 
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"
@@ -71,7 +80,6 @@ class FitConfig:
     max_bad_steps: int = 10  # consecutive non-finite updates that stop training
     device: str = "cpu"
     precision: Precision = Precision.FLOAT32
-    threads: ThreadConfig = ThreadConfig()  # adaptive: each batch on 1 thread or all, whichever is faster
 
 
 class TrainingDiverged(RuntimeError):
@@ -106,10 +114,28 @@ class FitState:
         return state
 
 
-class Callback:
-    """Hooks of the loop; override those you need."""
+@dataclass(frozen=True)
+class StepRecord:
+    """What one update (one chunk of a batch) reports to the callbacks."""
 
-    def on_step(self, fit: FitState, record: dict[str, Any]) -> None: ...
+    loss: float  # mean loss per scored prediction of the chunk (on this process)
+    count: int  # predictions scored
+    grad_norm: float  # global L2 norm of the gradient, before clipping
+    tokens: int  # real input steps of the chunk
+    finite: bool  # False: the loss or gradient was not finite and the update was skipped
+    indices: list[int] | None  # the dataset positions of the batch's sequences (for logs)
+
+
+class Callback:
+    """Hooks of the loop; override those you need. ``on_batch_start`` and ``on_batch_end``
+    bracket the updates of one batch (a profiler, a process setting per batch);
+    ``on_step`` follows every update."""
+
+    def on_batch_start(self, fit: FitState, batch: Batch) -> None: ...
+
+    def on_step(self, fit: FitState, record: StepRecord) -> None: ...
+
+    def on_batch_end(self, fit: FitState, batch: Batch) -> None: ...
 
     def on_epoch_end(self, fit: FitState) -> None: ...
 
@@ -156,8 +182,20 @@ def _clip(params: list[Tensor], config: FitConfig) -> float:
     return float(norm)
 
 
+def check_optimizer(optimizer, config: FitConfig) -> None:
+    """Settings that change gradients after the backward pass cannot go with an optimizer
+    that updates weights inside it."""
+    if not getattr(optimizer, "updates_in_backward", False):
+        return
+    for name, value in (("clip_norm", config.clip_norm), ("clip_value", config.clip_value),
+                        ("weight_noise", config.weight_noise or None)):
+        if value is not None:
+            raise ValueError(f"{name} cannot be combined with an optimizer that updates weights inside the backward "
+                             f"pass ({type(optimizer).__name__}); use Adam")
+
+
 def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch, state: Any,
-                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, list[dict[str, Any]]]:
+                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, list[StepRecord]]:
     """All the updates of one batch (one per chunk); returns the state after it and a record per update.
 
     Each update minimises the chunk's summed loss divided by the number of
@@ -181,13 +219,12 @@ def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch,
             fit.skipped += 1
             fit.bad_in_row += 1
         optimizer.zero_grad(set_to_none=True)
-        records.append({"loss": loss, "count": out.count, "grad_norm": norm, "tokens": chunk.tokens,
-                        "finite": math.isfinite(norm) and math.isfinite(loss),
-                        "indices": None if chunk.indices is None else chunk.indices.tolist()})
+        records.append(StepRecord(loss, out.count, norm, chunk.tokens, math.isfinite(norm) and math.isfinite(loss),
+                                  None if chunk.indices is None else chunk.indices.tolist()))
         if fit.bad_in_row > config.max_bad_steps:
             raise TrainingDiverged(f"{fit.bad_in_row} updates in a row had a non-finite loss or gradient "
                                    f"(last: epoch {fit.epoch + 1}, batch {fit.batch + 1}, "
-                                   f"sequences {records[-1]['indices']}); lower the learning rate or clip")
+                                   f"sequences {records[-1].indices}); lower the learning rate or clip")
         state = out.state
     return state, records
 
@@ -197,22 +234,20 @@ def fit(model: nn.Module, objective: Objective, loader: Loader, optimizer, confi
         clock: Callable[[], float] = time.monotonic) -> FitState:
     """Train ``model`` until ``config.epochs`` are done, the time budget is spent
     or a callback sets ``stop``. Pass the ``state`` of a checkpoint to resume."""
+    check_optimizer(optimizer, config)
     fit_state = state or FitState()
     start = clock() - fit_state.elapsed
-    # the thread count is chosen by timing only on the CPU, for one process (ranks wait for each other)
-    on_cpu = torch.device(config.device).type == "cpu" and world.size == 1
-    threads = ThreadChooser(config.threads if on_cpu else ThreadConfig(adaptive=False))
     model.train()
     while fit_state.epoch < config.epochs and not fit_state.stop:
         keys = loader.epoch(fit_state.epoch)
         while fit_state.batch < len(keys) and not fit_state.stop:
             batch = loader.batch(keys[fit_state.batch]).to(config.device)
             carried = fit_state.carried if config.carry_state else None
-            with threads.update(batch.tokens) as used:
-                carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config,
-                                               world)
-            for record in records:
-                record["threads"] = used
+            for cb in callbacks:
+                cb.on_batch_start(fit_state, batch)
+            carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config, world)
+            for cb in callbacks:
+                cb.on_batch_end(fit_state, batch)
             fit_state.carried = detach(carried) if config.carry_state else None
             fit_state.batch += 1
             fit_state.elapsed = clock() - start

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from rnnkit.batch import Batch, BatchingConfig, BucketSampler, pad_sequences
-from rnnkit.loader import StreamLoader
 
 LENGTHS = [5, 3, 9, 4, 3, 12, 1, 7, 7, 2, 8, 6]
 
@@ -86,11 +85,4 @@ def test_bad_settings():
         BucketSampler(LENGTHS, BatchingConfig(), rank=2, world_size=2)
 
 
-def test_stream_loader_rows_continue():
-    loader = StreamLoader(torch.arange(23), batch_size=2, bptt=4)
-    keys = loader.epoch(0)
-    first, second = loader.batch(keys[0]), loader.batch(keys[1])
-    assert first.inputs.tolist() == [[0, 1, 2, 3], [11, 12, 13, 14]]
-    assert first.targets.tolist() == [[1, 2, 3, 4], [12, 13, 14, 15]]
-    assert second.inputs[:, 0].tolist() == [4, 15]
-    assert loader.batch(keys[-1]).inputs.shape == (2, 3)  # 11 columns: 4 + 4 + 3
+#END

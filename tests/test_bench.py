@@ -27,6 +27,7 @@ def test_quick_json_rows(capsys):
     assert any(r.get("task", "").startswith("streaming") and r["us_per_step"] > 0 for r in rows)
 
 
+@pytest.mark.extension
 def test_rnnkit_and_torch_rnnlm_take_the_same_updates():
     """The race compares the same arithmetic: from the same weights, two updates of the bench's
     rnnkit RNNLM (row gradients for the table with the dense rule, each row's steps taken when
@@ -61,7 +62,7 @@ def test_rnnkit_and_torch_rnnlm_take_the_same_updates():
         losses = [t.step()[1] for t in trainers]
         assert losses[0] == pytest.approx(losses[1], rel=1e-5)
         assert ours.out.weight.grad is None  # its update was taken in the backward pass
-    trainers[0].opts[0].catch_up()  # rows not used by the last batch: their steps taken now
+    trainers[0].opts[0].optimizers[-1].catch_up()  # AdamInLayers: the rows the last batch did not use
     cell = ours.lstm.cells[0]
     pairs = [(ours.embed.weight, ref.embed.weight), (ours.out.weight, ref.out.weight),
              (ours.out.bias, ref.out.bias), (cell.weight_ih, ref.lstm.weight_ih_l0),
@@ -71,6 +72,7 @@ def test_rnnkit_and_torch_rnnlm_take_the_same_updates():
     assert not torch.equal(ours.embed.weight[5], start[5])  # used in the first batch only: moved twice
 
 
+@pytest.mark.extension
 def test_breakdown_times_every_phase_of_an_update_and_its_kernels_alone():
     """bench.breakdown splits rnnkit's RNNLM update into its phases (the softmax's backward ends
     where dL/dh arrives) and times each phase's kernels alone on the same shapes; the updates

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rnnkit import GRU, LSTM, RNN, Activation
-from rnnkit.kernels import Kernel, native
+from rnnkit.kernels import Kernel, fused, native
 
 from reference import as_tuple, gradcheck_module, loop_over_cells, run_torch
 
@@ -31,6 +31,8 @@ def use(layer, kernel):
     """Make ``layer`` run ``kernel`` (torch's kernels compute only the standard cells)."""
     if kernel is Kernel.TORCH and not native.supports(layer.cells[0]):
         pytest.skip("torch's kernels do not compute this cell")
+    if kernel is Kernel.EXTENSION and not fused.available():
+        pytest.skip("the extension is not built")
     layer.kernel = kernel
 
 
@@ -236,35 +238,6 @@ def test_dropout_between_layers_only_in_training():
     assert torch.all(y3[1, 3:] == 0)
 
 
-@pytest.mark.parametrize("kind", TORCH_MODULES)
-def test_to_torch_round_trip(kind):
-    layer = CONVERT[type(TORCH_MODULES[kind]())].from_torch(TORCH_MODULES[kind]())
-    module = layer.to_torch()
-    x = torch.randn(len(LENGTHS), T, I)
-    y_ref, _ = run_torch(module, x, LENGTHS)
-    torch.testing.assert_close(layer(x, torch.tensor(LENGTHS))[0], y_ref, rtol=1e-5, atol=1e-6)
-
-
-def test_from_torch_time_first_float64():
-    ref = nn.GRU(I, H, 2, bidirectional=True).double()  # batch_first=False
-    layer = GRU.from_torch(ref)
-    assert next(layer.parameters()).dtype == torch.float64
-    x = torch.randn(T, 3, I, dtype=torch.float64)
-    y_ref, h_ref = ref(x)
-    y, h = layer(x.transpose(0, 1))
-    torch.testing.assert_close(y, y_ref.transpose(0, 1))
-    torch.testing.assert_close(h, h_ref)
-
-
-def test_to_torch_refuses_what_torch_cannot_represent():
-    with pytest.raises(ValueError, match="peephole"):
-        LSTM(I, H, peephole=True).to_torch()
-    with pytest.raises(ValueError, match="SIGMOID"):
-        RNN(I, H, activation=Activation.SIGMOID).to_torch()
-    with pytest.raises(ValueError, match="learn_initial_state"):
-        GRU(I, H, learn_initial_state=True).to_torch()
-
-
 WIDE = {  # hidden sizes past one vector register, with a partial last vector (40 = 16 + 16 + 8)
     "rnn_relu": lambda: RNN(6, 40, 2, bidirectional=True, activation=Activation.RELU),
     "rnn_sigmoid_no_bias": lambda: RNN(6, 40, activation=Activation.SIGMOID, bias=False),
@@ -275,6 +248,7 @@ WIDE = {  # hidden sizes past one vector register, with a partial last vector (4
 }
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("lengths", [LENGTHS, LENGTHS[:3]], ids=["blas-steps", "transposed-steps"])
 @pytest.mark.parametrize("kind", WIDE)
 def test_extension_equals_reference_on_wide_layers(kind, lengths):
@@ -303,16 +277,17 @@ def test_extension_equals_reference_on_wide_layers(kind, lengths):
 def test_auto_runs_the_extension_on_the_cpu():
     layer = LSTM(I, H, peephole=True)
     x = torch.randn(2, 3, I)
-    assert layer._kernel(x, None) is Kernel.EXTENSION
-    assert layer._kernel(x.double(), torch.tensor([3, 0])) is Kernel.EXTENSION
-    assert layer._kernel(x.bfloat16(), None) is Kernel.REFERENCE  # peepholes: only the loop, in bfloat16
-    assert LSTM(I, H)._kernel(x.bfloat16(), None) is Kernel.TORCH
+    if not fused.available():
+        pytest.skip("the extension is not built")
+    assert layer.kernel_for(x) is Kernel.EXTENSION
+    assert layer.kernel_for(x.double()) is Kernel.EXTENSION
+    assert layer.kernel_for(x.bfloat16()) is Kernel.REFERENCE  # peepholes: only the loop, in bfloat16
+    assert LSTM(I, H).kernel_for(x.bfloat16()) is Kernel.TORCH
 
 
+@pytest.mark.extension
 def test_without_the_extension_layers_fall_back_and_say_so_once(monkeypatch):
     from torch.utils import cpp_extension
-
-    from rnnkit.kernels import fused
 
     def fail(**kwargs):
         raise RuntimeError("Error building extension 'rnnkit_recurrent'")
@@ -337,6 +312,7 @@ def test_without_the_extension_layers_fall_back_and_say_so_once(monkeypatch):
 
 @pytest.mark.parametrize("make", [lambda: LSTM(3, 64, peephole=True), lambda: GRU(3, 64),
                                   lambda: RNN(3, 64, activation=Activation.RELU)], ids=["lstm", "gru", "elman"])
+@pytest.mark.extension
 def test_extension_splits_large_batches_across_threads(make):
     """With two threads the C++ row loops of a 300-sequence batch run in parallel chunks:
     the result must equal the reference loop's (no row written by two threads)."""
@@ -359,6 +335,7 @@ def test_extension_splits_large_batches_across_threads(make):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.extension
 @pytest.mark.parametrize("rows", [21, 22], ids=["at_threshold", "above_the_batch"])
 def test_extension_under_bfloat16_autocast_projects_in_bfloat16(monkeypatch, rows):
     """Under bfloat16 autocast the C++ layer runs its input projections (forward and
@@ -387,6 +364,7 @@ def test_extension_under_bfloat16_autocast_projects_in_bfloat16(monkeypatch, row
     assert torch.equal(results[0][0], results[1][0]) == (rows > 21)
 
 
+@pytest.mark.extension
 def test_extension_restores_mkl_thread_setting():
     """A layer with a small per-step product runs its products on MKL's calling thread
     only (csrc/common.h SerialBlas); the thread's own MKL setting is put back after the

@@ -1,6 +1,6 @@
 """Losses: each equals a per-sequence loop over torch's functional losses (CTC: brute-force enumeration of
 all alignments); padding (NaN, inf, garbage targets) never reaches the loss or a gradient; float64 gradcheck;
-infeasible CTC samples; greedy CTC decoding; bad arguments raise ValueErrors naming themselves."""
+infeasible CTC samples; bad arguments raise ValueErrors naming themselves."""
 
 import itertools
 import math
@@ -13,7 +13,6 @@ from rnnkit.losses import (
     Infeasible,
     Reduction,
     ctc_feasible,
-    ctc_greedy_decode,
     ctc_loss,
     last_step_cross_entropy,
     last_step_outputs,
@@ -273,21 +272,6 @@ def test_ctc_all_skipped_is_zero_with_a_gradient():
     assert loss.item() == 0 and torch.equal(grad, torch.zeros_like(grad))
 
 
-def one_hot_log_probs(paths, K=3):
-    T = max(len(p) for p in paths)
-    x = torch.full((len(paths), T, K), math.nan)  # padding: NaN
-    for b, path in enumerate(paths):
-        x[b, :len(path)] = torch.eye(K)[path].mul(5).log_softmax(1)
-    return x
-
-
-def test_ctc_greedy_decode():
-    paths = [[1, 1, 0, 1, 2, 2, 0], [2, 2, 0, 0], [0, 0], [], [1, 2, 2, 1]]
-    log_probs = one_hot_log_probs([p or [0] for p in paths])
-    assert ctc_greedy_decode(log_probs, [7, 4, 2, 0, 3]) == [[1, 1, 2], [2], [], [], [1, 2]]
-    assert ctc_greedy_decode(one_hot_log_probs([[2, 1, 1, 2, 0, 0]]), [6], blank=2) == [[1, 0]]
-
-
 def test_gradcheck_float64():
     d = dict(dtype=torch.float64, requires_grad=True)
     b, t, k, lengths = 3, 4, 3, [4, 2, 1]
@@ -329,7 +313,6 @@ def bad_calls():
     yield lambda: ctc_loss(lp, torch.tensor([[1, 0], [2, 2]]), [3, 3], [2, 1]), "targets must not hold the blank"
     yield lambda: ctc_loss(lp, torch.tensor([[1], [2]]), [3, 3], [1, 1], blank=4), r"blank must be in \[0, K=4\)"
     yield lambda: ctc_loss(lp, torch.tensor([[1], [2]]), [3, 3], [1, 1], infeasible="skip"), "infeasible must be"
-    yield lambda: ctc_greedy_decode(lp, [3, 5]), r"lengths must be <= T=3"
 
 
 @pytest.mark.parametrize("call, message", list(bad_calls()))

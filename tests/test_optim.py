@@ -1,13 +1,14 @@
-"""Optimizers and schedules: each method steps; sparse embeddings touch only the
-rows a batch used (DyNet's semantics) where dense Adam moves all seen rows;
-DECAY and PLATEAU schedules; bad settings name the setting."""
-
+"""Optimizers and schedules: each method steps; SGD and RMSProp (with momentum and weight
+decay) against their update computed by hand; sparse embeddings touch only the rows a batch
+used (DyNet's semantics) where dense Adam moves all seen rows; DECAY and PLATEAU schedules;
+bad settings name the setting."""
 
 import pytest
 import torch
 from torch import nn
 
 from rnnkit import optim
+from rnnkit.kernels import fused
 from rnnkit.optim import Adam, LazyAdam, LRSchedule, Method, OptimizerConfig, Schedule, ScheduleConfig, build_optimizer
 
 
@@ -31,6 +32,42 @@ def test_every_method_updates(method):
     assert not torch.equal(model.out.weight, before)
 
 
+def _two_steps(method, **config):
+    """Two updates of one parameter p0 = [1, -2, 3] by the configured optimizer, with the
+    gradients g1 = [0.5, 0.5, -1] and g2 = [1, -0.25, 0.5]."""
+    p = nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+    model = nn.Module()
+    model.p = p
+    opt = build_optimizer(model, OptimizerConfig(method=method, **config))
+    for g in ([0.5, 0.5, -1.0], [1.0, -0.25, 0.5]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    return p.detach()
+
+
+def test_sgd_with_momentum_and_weight_decay_by_hand():
+    lr, mu, wd = 0.5, 0.9, 0.1
+    p, g1, g2 = [1.0, -2.0, 3.0], [0.5, 0.5, -1.0], [1.0, -0.25, 0.5]
+    buf = [a + wd * x for a, x in zip(g1, p)]  # the first step's buffer is the gradient itself
+    p = [x - lr * b for x, b in zip(p, buf)]
+    buf = [mu * b + a + wd * x for b, a, x in zip(buf, g2, p)]
+    p = [x - lr * b for x, b in zip(p, buf)]
+    got = _two_steps(Method.SGD, lr=lr, momentum=mu, weight_decay=wd)
+    torch.testing.assert_close(got, torch.tensor(p, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+
+
+def test_rmsprop_with_momentum_and_weight_decay_by_hand():
+    lr, mu, wd, alpha, eps = 0.01, 0.5, 0.1, 0.99, 1e-8
+    p, v, buf = [1.0, -2.0, 3.0], [0.0] * 3, [0.0] * 3
+    for g in ([0.5, 0.5, -1.0], [1.0, -0.25, 0.5]):
+        g = [a + wd * x for a, x in zip(g, p)]
+        v = [alpha * s + (1 - alpha) * a * a for s, a in zip(v, g)]
+        buf = [mu * b + a / (s ** 0.5 + eps) for b, a, s in zip(buf, g, v)]
+        p = [x - lr * b for x, b in zip(p, buf)]
+    got = _two_steps(Method.RMSPROP, lr=lr, momentum=mu, weight_decay=wd)
+    torch.testing.assert_close(got, torch.tensor(p, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("method", [Method.ADAM, Method.SGD])
 def test_sparse_updates_touch_only_used_rows(method):
     torch.manual_seed(0)
@@ -51,6 +88,7 @@ def test_sparse_updates_touch_only_used_rows(method):
     assert moved == [1, 2, 3]  # dense Adam (or momentum) keeps moving the rows seen before
 
 
+@pytest.mark.extension
 def test_adam_is_the_default_on_the_cpu():
     assert isinstance(build_optimizer(Tagger(sparse=False), OptimizerConfig()), Adam)
     sparse = build_optimizer(Tagger(sparse=True), OptimizerConfig(method=Method.ADAMW, sparse_embeddings=True))
@@ -58,6 +96,17 @@ def test_adam_is_the_default_on_the_cpu():
     assert sparse.param_groups[1]["weight_decay"] == 0  # the tables' group
 
 
+def test_without_the_extension_torchs_fused_adam_and_lazy_adam(monkeypatch):
+    monkeypatch.setattr(fused, "extension", lambda: None)
+    opt = build_optimizer(Tagger(sparse=False), OptimizerConfig(method=Method.ADAMW))
+    assert type(opt) is torch.optim.AdamW and opt.param_groups[0]["fused"]
+    sparse = build_optimizer(Tagger(sparse=True), OptimizerConfig(sparse_embeddings=True))
+    assert [type(o) for o in sparse.optimizers] == [torch.optim.Adam, LazyAdam]
+    with pytest.raises(ValueError, match="sparse_embeddings=True"):  # the dense rule needs rnnkit's Adam
+        build_optimizer(Tagger(sparse=True), OptimizerConfig())
+
+
+@pytest.mark.extension
 @pytest.mark.parametrize("method", [Method.ADAM, Method.ADAMW])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_adam_gives_a_sparse_table_its_dense_update(method, dtype):
@@ -110,6 +159,7 @@ def test_sparse_tables_need_the_flag():
         build_optimizer(Tagger(sparse=False), OptimizerConfig(lr=0))
 
 
+@pytest.mark.extension
 def test_sparse_optimizer_state_round_trip():
     model = Tagger(sparse=True)
     opt = build_optimizer(model, OptimizerConfig(sparse_embeddings=True))

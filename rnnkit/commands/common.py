@@ -1,29 +1,39 @@
-"""Flags shared by every `TASK train` / `TASK eval` command, and --config FILE.toml."""
+"""What every command shares: the common flags and --config FILE.toml, the process set-up
+(threads, allocator, process group, seed), the torchrun re-launch, the resume point, and
+printing metrics. A `TASK train` command is: flags -> configs -> the task's job ->
+:func:`run_job`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import sys
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from rnnkit.distributed import World, device_for, init_world, launch
-from rnnkit.memory import keep_freed_memory
+from rnnkit.checkpoint import latest_checkpoint
+from rnnkit.commands.process import keep_freed_memory, set_threads
+from rnnkit.commands.threads import AdaptiveThreads
+from rnnkit.distributed import World, device_for, init_world
 from rnnkit.optim import Method, OptimizerConfig, Schedule, ScheduleConfig
-from rnnkit.runner import RunConfig, seed_everything
-from rnnkit.threads import ThreadConfig
-from rnnkit.train import FitConfig, Precision
+from rnnkit.runner import RunConfig, TrainingJob, run_training
+from rnnkit.train import FitConfig, FitState, Precision
+
+AUTO = "auto"  # --threads auto: each training batch on 1 thread or all, whichever is faster now
+PATIENCE_UPDATES = 250  # the default patience covers this many updates...
+MIN_PATIENCE = 3  # ...and at least this many epochs
 
 
-def thread_count(text: str) -> int | None:
-    """--threads: a count of at least 1, or "auto" (None): all the cores; in training each batch on
-    1 thread or all of them, whichever trains faster at the moment (rnnkit.threads)."""
-    if text == "auto":
-        return None
+def thread_count(text: str) -> int | str:
+    """--threads: a count of at least 1, or "auto"."""
+    if text == AUTO:
+        return AUTO
     try:
         n = int(text)
     except ValueError:
@@ -43,16 +53,21 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", help="cpu or cuda")
     g.add_argument("--threads", type=thread_count, default=None,
-                   help="torch intra-op threads, fixed (runs repeat bit for bit); default auto: each batch on "
-                        "1 thread or all, whichever is faster at the moment")
-    g.add_argument("--epochs", type=int, default=10)
+                   help="torch threads: a count (default: every core), or auto: each batch on 1 thread or all, "
+                        "whichever is faster at the moment (runs then no longer repeat bit for bit)")
+    g.add_argument("--epochs", type=int, default=200, help="the most epochs; training stops earlier when the dev "
+                                                           "metric stops improving (--patience)")
     g.add_argument("--max-minutes", type=float, default=None, help="stop and checkpoint after this long")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     g.add_argument("--nproc", type=int, default=1, help="data-parallel processes on this machine")
     g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N updates")
     g.add_argument("--log-every", type=int, default=100)
     g.add_argument("--tensorboard", action="store_true")
-    g.add_argument("--patience", type=int, default=None, help="early stopping on the dev metric")
+    g.add_argument("--patience", type=int, default=None,
+                   help="epochs without dev improvement before stopping (default: enough epochs for "
+                        f"{PATIENCE_UPDATES} updates, at least {MIN_PATIENCE}); 0: never stop early")
+    g.add_argument("--holdout", type=float, default=0.1,
+                   help="without --dev, this fraction of the training data is held out as dev data (0: none)")
     g.add_argument("--optimizer", choices=[m.value for m in Method], default="adam")
     g.add_argument("--lr", type=float, default=1e-3)
     g.add_argument("--momentum", type=float, default=0.0)
@@ -64,52 +79,83 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--clip-norm", type=float, default=None)
     g.add_argument("--clip-value", type=float, default=None)
     g.add_argument("--weight-noise", type=float, default=0.0, help="std of Gaussian weight noise")
-    g.add_argument("--bptt", type=int, default=None, help="truncated BPTT chunk length")
+    g.add_argument("--bptt", type=int, default=None, help="truncated BPTT: an update every N steps, the state "
+                                                          "carried detached")
     g.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
                    help="bfloat16: matrix products in bfloat16 (autocast); weights and updates stay float32")
     return p
 
 
+def default_patience(batches_per_epoch: int) -> int:
+    """Epochs without dev improvement before stopping: enough for PATIENCE_UPDATES updates,
+    so that a small data set (few updates per epoch) is not stopped on the noise of a few."""
+    return max(MIN_PATIENCE, -(-PATIENCE_UPDATES // max(batches_per_epoch, 1)))
+
+
 def eval_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--model", type=Path, required=True, help="a trained model directory (OUT/model)")
+    p.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     return p
+
+
+def config_path(argv: list[str]) -> Path | None:
+    """The file named by ``--config FILE`` or ``--config=FILE``."""
+    for i, a in enumerate(argv):
+        if a == "--config":
+            return Path(argv[i + 1]) if i + 1 < len(argv) else Path("")
+        if a.startswith("--config="):
+            return Path(a.split("=", 1)[1])
+    return None
 
 
 def apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Make the values of --config FILE.toml the parser's defaults."""
-    if "--config" not in argv:
+    path = config_path(argv)
+    if path is None:
         return
-    i = argv.index("--config")
-    if i + 1 >= len(argv):
+    if not str(path):
         parser.error("--config needs a file")
-    path = Path(argv[i + 1])
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         parser.error(f"--config: no such file {path}")
     except tomllib.TOMLDecodeError as err:
         parser.error(f"--config {path}: {err}")
-    known = {a.dest for a in parser._actions}
+    actions = {a.dest: a for a in parser._actions}
     defaults = {}
     for key, value in values.items():
         dest = key.replace("-", "_")
-        if dest not in known or dest in ("config", "help"):
+        if dest not in actions or dest in ("config", "help"):
             parser.error(f"--config {path}: unknown setting {key!r}")
-        defaults[dest] = Path(value) if dest == "out" else value
+        action = actions[dest]
+        if action.type is not None and not isinstance(value, bool | list | dict):
+            try:
+                value = action.type(str(value))
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
+                parser.error(f"--config {path}: {key}: {err}")
+        if action.choices is not None and value not in action.choices:
+            parser.error(f"--config {path}: {key} must be one of {', '.join(map(str, action.choices))}; "
+                         f"got {value!r}")
+        defaults[dest] = value
     parser.set_defaults(**defaults)
     for action in parser._actions:
         if action.dest in defaults:
             action.required = False
 
 
+def seed_everything(seed: int) -> None:
+    """The global generators that model building, dropout and data order draw from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def setup(args: argparse.Namespace) -> World:
-    """Threads, the allocator, the process group, the seed; returns this process's world."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    """The process's threads and allocator, the process group, the seed; returns this process's world."""
+    set_threads(args.threads if isinstance(args.threads, int) else None)
     keep_freed_memory()
     world = init_world(args.device)
     args.device = device_for(world, args.device)
@@ -117,8 +163,14 @@ def setup(args: argparse.Namespace) -> World:
     return world
 
 
+def setup_inference(args: argparse.Namespace) -> None:
+    """eval, predict and generate: the thread count only (auto is every core)."""
+    set_threads(args.threads if isinstance(args.threads, int) else None)
+
+
 def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
-    """With --nproc N > 1 outside torchrun, re-run under torchrun and return True."""
+    """With --nproc N > 1 outside torchrun, re-run this command line under torchrun in N
+    local processes and return True."""
     if args.nproc <= 1 or "WORLD_SIZE" in os.environ:
         return False
     rest, skip = [], False
@@ -129,20 +181,52 @@ def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
             skip = True
         elif not a.startswith("--nproc="):
             rest.append(a)
-    launch(args.nproc, rest)
+    from torch.distributed.run import main as torchrun
+    torchrun(["--standalone", f"--nproc-per-node={args.nproc}", "-m", "rnnkit.cli", *rest])
     return True
+
+
+def resume_point(out: Path) -> Path:
+    """The checkpoint ``--resume`` continues from: OUT/checkpoints/latest."""
+    path = latest_checkpoint(out / "checkpoints")
+    if path is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    return path
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     fit = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, bptt=args.bptt, clip_norm=args.clip_norm,
                     clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device,
-                    precision=Precision(args.precision), threads=ThreadConfig(adaptive=args.threads is None))
+                    precision=Precision(args.precision))
     opt = OptimizerConfig(method=Method(args.optimizer), lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, sparse_embeddings=args.sparse_embeddings)
     schedule = ScheduleConfig(kind=Schedule(args.schedule), factor=args.decay_factor, start_epoch=args.decay_start)
-    return RunConfig(out=args.out, seed=args.seed, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                     log_every=args.log_every, patience=args.patience, tensorboard=args.tensorboard,
-                     fit=fit, optimizer=opt, schedule=schedule)
+    return RunConfig(out=args.out, seed=args.seed, resume=resume_point(args.out) if args.resume else None,
+                     checkpoint_every=args.checkpoint_every, log_every=args.log_every, patience=args.patience,
+                     tensorboard=args.tensorboard, fit=fit, optimizer=opt, schedule=schedule)
+
+
+def run_job(args: argparse.Namespace, job: TrainingJob, world: World, run: RunConfig | None = None) -> FitState:
+    """Run ``job`` with the common flags: the notes of the job and the progress on stderr
+    (rank 0), early stopping on the dev metric with the default patience, --threads auto."""
+    run = run or run_config(args)
+    if job.metric is None and (run.schedule.kind is Schedule.PLATEAU or (run.patience or 0) > 0):
+        raise ValueError("--schedule plateau and --patience need dev data: give --dev, or a --holdout above 0")
+    if run.patience is None and job.metric is not None:
+        run = replace(run, patience=default_patience(job.batches_per_epoch))
+    elif run.patience == 0:
+        run = replace(run, patience=None)
+    say = world.is_main
+    if say:
+        for note in job.notes:
+            print(note, file=sys.stderr)
+        if run.resume is not None:
+            print(f"resuming from {run.resume}", file=sys.stderr)
+        elif job.metric is not None and run.patience is not None:
+            print(f"training until the dev {job.metric} has not improved for {run.patience} epochs "
+                  f"(at most {run.fit.epochs})", file=sys.stderr)
+    threads = [AdaptiveThreads()] if args.threads == AUTO and world.size == 1 and args.device == "cpu" else []
+    return run_training(run, job, world, threads, progress=sys.stderr if say else None)
 
 
 def print_metrics(metrics: dict[str, float], as_json: bool) -> None:

@@ -2,6 +2,7 @@
 the common engine: recurrent stacks (LSTM, GRU, Elman) or the fixed-window NPLM
 baseline of Bengio et al. 2003, trained on one stream with truncated BPTT and
 the state carried (``--regime stream``) or on sentence batches (``--regime sentences``).
+The pipeline is :func:`rnnkit.tasks.lm.training_job`; this module turns flags into its configs.
 
 The model directory (OUT/model) holds the weights, config.json and the
 vocabulary: eval and generate need nothing else.
@@ -12,43 +13,37 @@ from __future__ import annotations
 import argparse
 import enum
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from rnnkit.batch import BatchingConfig
-from rnnkit.checkpoint import load_weights, read_config
 from rnnkit.commands.common import (
     common_parent,
     eval_parent,
     maybe_launch,
     print_metrics,
-    run_config,
+    run_job,
     setup,
+    setup_inference,
     thread_count,
 )
-from rnnkit.data.text import Layout, Level, read_text
-from rnnkit.loader import SequenceLoader, StreamLoader
-from rnnkit.runner import TrainingJob, run_training
+from rnnkit.data.text import Level
+from rnnkit.decode import sample
 from rnnkit.tasks.lm import (
-    OBJECTIVES,
     CellKind,
-    LanguageModel,
     LMConfig,
+    LMData,
     Regime,
-    build_vocab,
-    collate_sentences,
     count_unknown,
-    encode_sentences,
-    encode_stream,
+    encode,
     evaluate,
-    sample,
+    load_model,
+    read_corpus,
     start_symbol,
+    training_job,
 )
-from rnnkit.tasks.nplm import NPLM, NPLMConfig
-from rnnkit.vocab import EOS, UNK, Vocab
+from rnnkit.tasks.nplm import NPLMConfig
+from rnnkit.vocab import EOS, UNK
 
 DEFAULT_BPTT = 20  # stream chunk length when --bptt is not given (Zaremba's small model)
 REPLACEMENT = "\ufffd"  # how a character model's <unk> is printed
@@ -59,94 +54,33 @@ class Architecture(enum.Enum):
     NPLM = "nplm"  # Bengio et al. 2003: the previous n - 1 embeddings -> tanh layer -> softmax
 
 
-ARCHITECTURES = {Architecture.RNN: (LMConfig, LanguageModel), Architecture.NPLM: (NPLMConfig, NPLM)}
-
-
-def _read(path: Path, level: Level, regime: Regime) -> list[list[str]]:
-    """STREAM: one token list for the whole file; SENTENCES: one per non-blank line. ``</s>`` ends each line."""
-    layout = Layout.STREAM if regime is Regime.STREAM else Layout.LINES
-    return read_text(path, level, layout).sequences
-
-
-def _encode(sequences: list[list[str]], vocab: Vocab, regime: Regime):
-    return encode_stream(sequences[0], vocab) if regime is Regime.STREAM else encode_sentences(sequences, vocab)
-
-
-def _model_config(args: argparse.Namespace, vocab: Vocab, regime: Regime) -> LMConfig | NPLMConfig:
+def _model_config(args: argparse.Namespace) -> LMConfig | NPLMConfig:
+    """The model's settings; its vocabulary size comes from the data (tasks.lm.training_job)."""
     if Architecture(args.model) is Architecture.NPLM:
-        return NPLMConfig(vocab_size=len(vocab), order=args.order, embed_size=args.embed, hidden_size=args.hidden,
-                          direct=args.direct, dropout=args.dropout, pad_id=vocab.id(start_symbol(regime)))
-    return LMConfig(vocab_size=len(vocab), embed_size=args.embed, hidden_size=args.hidden, num_layers=args.layers,
+        return NPLMConfig(vocab_size=0, order=args.order, embed_size=args.embed, hidden_size=args.hidden,
+                          direct=args.direct, dropout=args.dropout)
+    return LMConfig(vocab_size=0, embed_size=args.embed, hidden_size=args.hidden, num_layers=args.layers,
                     dropout=args.dropout, tie_weights=args.tie_weights, cell=CellKind(args.cell),
                     init_range=args.init_range)
 
 
-def _check_train_flags(args: argparse.Namespace, regime: Regime) -> None:
-    if args.dev is None and (args.schedule == "plateau" or args.patience is not None):
-        raise ValueError("--schedule plateau and --patience need --dev data to measure")
-    if regime is Regime.STREAM and args.nproc > 1:
-        raise ValueError("--nproc > 1 needs --regime sentences (the stream regime is one ordered stream)")
-    if regime is Regime.STREAM and args.max_tokens is not None:
-        raise ValueError("--max-tokens batches sentences: use it with --regime sentences")
-    for name in ("batch_size", "eval_batch_size", "eval_bptt", "min_count"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-
-
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    level, regime, architecture = Level(args.level), Regime(args.regime), Architecture(args.model)
-    _check_train_flags(args, regime)
+    regime = Regime(args.regime)
+    if regime is Regime.STREAM and args.bptt is None:
+        args.bptt = DEFAULT_BPTT  # one meaning in both regimes: an update every --bptt steps
     if maybe_launch(args, argv):
         return 0
     world = setup(args)
-    run = run_config(args)
-    train = _read(args.train, level, regime)
-    vocab = build_vocab(train, regime, args.min_count, args.max_vocab)
-    dev = _encode(_read(args.dev, level, regime), vocab, regime) if args.dev else None
-    config = _model_config(args, vocab, regime)
-    model = ARCHITECTURES[architecture][1](config)
-    if regime is Regime.STREAM:
-        bptt = args.bptt or DEFAULT_BPTT
-        loader = StreamLoader(encode_stream(train[0], vocab), args.batch_size, bptt)
-        batches = len(loader.epoch(0))
-        run = replace(run, fit=replace(run.fit, bptt=None, carry_state=True))  # each batch is one chunk
-    else:
-        sentences = encode_sentences(train, vocab)
-        batching = BatchingConfig(max_tokens=args.max_tokens, batch_size=None if args.max_tokens else args.batch_size,
-                                  seed=args.seed)
-        loader = SequenceLoader(sentences, [len(s) - 1 for s in sentences], collate_sentences, batching,
-                                world.rank, world.size)
-        batches = len(loader.sampler)
-    eval_batch = args.eval_batch_size or (1 if regime is Regime.STREAM else 64)
-    spec = {"level": level.value, "regime": regime.value, "model": architecture.value, "config": config.to_dict(),
-            "training": {"batch_size": args.batch_size, "bptt": args.bptt or (DEFAULT_BPTT if regime is Regime.STREAM
-                                                                             else None),
-                         "eval_batch_size": eval_batch}}
-    job = TrainingJob(model, OBJECTIVES[regime], loader, batches, {"task": "lm", "lm": spec}, {"tokens": vocab},
-                      evaluate=(lambda m: evaluate(m, dev, level, regime, eval_batch, args.eval_bptt))
-                      if dev is not None else None,
-                      metric="loss" if dev is not None else None, minimize=True)
-    if world.is_main:
-        print(f"vocabulary: {len(vocab)} symbols; {sum(map(len, train)):,} training tokens; "
-              f"{sum(p.numel() for p in model.parameters()):,} parameters", file=sys.stderr)
-    fit = run_training(run, job, world)
+    data = LMData(train=args.train, dev=args.dev, level=Level(args.level), regime=regime, batch_size=args.batch_size,
+                  bptt=args.bptt or DEFAULT_BPTT, max_tokens=args.max_tokens, min_count=args.min_count,
+                  max_vocab=args.max_vocab, eval_batch_size=args.eval_batch_size, eval_bptt=args.eval_bptt,
+                  holdout=args.holdout, seed=args.seed)
+    if args.eval_batch_size is not None and args.eval_batch_size < 1:
+        raise ValueError(f"--eval-batch-size must be >= 1; got {args.eval_batch_size}")
+    fit = run_job(args, training_job(data, _model_config(args), world), world)
     if world.is_main and fit.metrics:
         print_metrics(fit.metrics, as_json=False)
     return 0
-
-
-def load_model(directory: Path) -> tuple[nn.Module, dict, Vocab]:
-    """A trained model directory: the model (weights loaded), its ``lm`` config record and vocabulary."""
-    ck = read_config(directory)
-    if ck.config.get("task") != "lm":
-        raise ValueError(f"{directory} holds a {ck.config.get('task')!r} model, not a language model")
-    spec = ck.config["lm"]
-    config_class, model_class = ARCHITECTURES[Architecture(spec["model"])]
-    model = model_class(config_class.from_dict(spec["config"]))
-    load_weights(directory, model)
-    if "tokens" not in ck.vocabs:
-        raise ValueError(f"{directory} has no vocabulary (vocab-tokens.json)")
-    return model, spec, ck.vocabs["tokens"]
 
 
 def _check_level(spec: dict, level: str | None, directory: Path) -> Level:
@@ -157,15 +91,14 @@ def _check_level(spec: dict, level: str | None, directory: Path) -> Level:
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_inference(args)
     model, spec, vocab = load_model(args.model)
     level, regime = _check_level(spec, args.level, args.model), Regime(spec["regime"])
     if args.batch_size is not None and args.batch_size < 1 or args.bptt < 1:
         raise ValueError(f"--batch-size and --bptt must be >= 1; got {args.batch_size}, {args.bptt}")
-    sequences = _read(args.data, level, regime)
+    sequences = read_corpus(args.data, level, regime)
     batch = args.batch_size or spec["training"]["eval_batch_size"]
-    metrics = evaluate(model.to(args.device), _encode(sequences, vocab, regime), level, regime, batch, args.bptt)
+    metrics = evaluate(model.to(args.device), encode(sequences, vocab, regime), level, regime, batch, args.bptt)
     metrics["unknown"] = count_unknown(sequences, vocab)
     print_metrics(metrics, args.json)
     return 0
@@ -203,8 +136,7 @@ def render(tokens: list[str], level: Level) -> str:
 
 
 def _generate(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_inference(args)
     model, spec, vocab = load_model(args.model)
     level, regime = _check_level(spec, None, args.model), Regime(spec["regime"])
     text = sys.stdin.read() if args.prime == "-" else args.prime
@@ -226,7 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     actions = lm.add_subparsers(dest="action", required=True)
     train = actions.add_parser("train", parents=[common_parent()], help="train on a text file")
     train.add_argument("--train", type=Path, required=True, help="UTF-8 text: words split by spaces, or characters")
-    train.add_argument("--dev", type=Path, help="development text, scored at each epoch's end")
+    train.add_argument("--dev", type=Path, help="development text, scored at each epoch's end "
+                                                "(default: --holdout of the training text)")
     train.add_argument("--level", choices=[v.value for v in Level], default="word")
     train.add_argument("--regime", choices=[r.value for r in Regime], default="stream",
                        help="stream: one stream, truncated BPTT, state carried; sentences: one line a sequence")
@@ -241,7 +174,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--init-range", type=float, default=None, help="rnn: every parameter from U(-r, r)")
     train.add_argument("--order", type=int, default=5, help="nplm: n, predicting from the n - 1 previous symbols")
     train.add_argument("--direct", action="store_true", help="nplm: direct connections embeddings -> output")
-    train.add_argument("--batch-size", type=int, default=20, help="stream rows, or sentences per batch")
+    train.add_argument("--batch-size", type=int, default=20,
+                       help="stream rows (over all --nproc processes), or sentences per batch and process")
     train.add_argument("--max-tokens", type=int, default=None, help="sentences: a token budget per batch instead")
     train.add_argument("--min-count", type=int, default=1, help="rarer training symbols become <unk>")
     train.add_argument("--max-vocab", type=int, default=None, help="keep at most this many symbols")
@@ -256,7 +190,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--bptt", type=int, default=256, help="stream chunk length (memory only)")
     ev.set_defaults(run=_eval)
     gen = actions.add_parser("generate", help="sample text, continuing a prime")
-    gen.add_argument("--model", type=Path, required=True, help="a trained model directory (OUT/model)")
+    gen.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     gen.add_argument("--prime", default="", help="text to continue ('-': read it from stdin)")
     gen.add_argument("--length", type=int, default=100, help="most symbols drawn (word models stop at </s>)")
     gen.add_argument("--temperature", type=float, default=1.0)
@@ -264,5 +198,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set holding p")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--device", default="cpu")
-    gen.add_argument("--threads", type=thread_count, default=None, help="torch intra-op threads (default: all)")
+    gen.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     gen.set_defaults(run=_generate)

@@ -1,17 +1,21 @@
-"""`rnnkit toy train|eval`: the toy problems of the notes on the common engine."""
+"""`rnnkit toy train|eval`: the toy problems (binary addition, parity, the LSTM memory
+example) on the common engine. The pipeline is :func:`rnnkit.tasks.toys.training_job`."""
 
 from __future__ import annotations
 
 import argparse
 
-import torch
-
-from rnnkit.batch import BatchingConfig
 from rnnkit.checkpoint import load_weights, read_config
-from rnnkit.commands.common import common_parent, eval_parent, maybe_launch, print_metrics, run_config, setup
-from rnnkit.loader import SequenceLoader
-from rnnkit.runner import TrainingJob, run_training
-from rnnkit.tasks.toys import CellKind, Problem, ToyConfig, build_model, collate, evaluate, make_dataset, make_objective
+from rnnkit.commands.common import (
+    common_parent,
+    eval_parent,
+    maybe_launch,
+    print_metrics,
+    run_job,
+    setup,
+    setup_inference,
+)
+from rnnkit.tasks.toys import CellKind, Problem, ToyConfig, build_model, evaluate, make_dataset, training_job
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
@@ -21,28 +25,20 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     config = ToyConfig(problem=Problem(args.problem), cell=CellKind(args.cell), hidden_size=args.hidden,
                        num_layers=args.layers, train_size=args.train_size, max_length=args.max_length,
                        test_length=args.test_length)
-    data = make_dataset(config.problem, config.train_size, config.min_length, config.max_length, args.seed)
-    dev = make_dataset(config.problem, 200, config.test_length, config.test_length, args.seed + 1)
-    loader = SequenceLoader(data, [len(x) for x, _ in data], collate,
-                            BatchingConfig(batch_size=args.batch_size, seed=args.seed), world.rank, world.size)
-    metric = "mse" if config.problem is Problem.MEMORY else "sequence_accuracy"
-    job = TrainingJob(build_model(config), make_objective(config.problem), loader, len(loader.sampler),
-                      {"task": "toy", "toy": config.to_dict()},
-                      evaluate=lambda m: evaluate(m, config.problem, dev), metric=metric,
-                      minimize=config.problem is Problem.MEMORY)
-    fit = run_training(run_config(args), job, world)
+    fit = run_job(args, training_job(config, args.batch_size, args.seed, world), world)
     if world.is_main and fit.metrics:
         print_metrics(fit.metrics, as_json=False)
     return 0
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    setup_inference(args)
     ck = read_config(args.model)
+    if ck.config.get("task") != "toy":
+        raise ValueError(f"{ck.path} holds a {ck.config.get('task')!r} model, not a toy one")
     config = ToyConfig.from_dict(ck.config["toy"])
     model = build_model(config)
-    load_weights(args.model, model)
+    load_weights(ck.path, model)
     length = args.length or config.test_length
     data = make_dataset(config.problem, args.count, length, length, args.seed)
     print_metrics(evaluate(model, config.problem, data), args.json)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
+from rnnkit.checks import Steps
 
 State = tuple[Tensor, ...]
 CSRC = Path(__file__).parent / "csrc"
@@ -129,10 +130,10 @@ class _Layer(torch.autograd.Function):
         return (None, None, None, None, *grads)
 
 
-def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | None,
+def run_stack(cells: list[Cell], num_layers: int, x: Tensor, steps: Steps,
               states: list[State] | None, dropout: float, training: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Every layer of a stack: x (B, T, I) zero past each length, lengths (B,) in [0, T] or
-    None; ``states`` one per cell (``cells[l·D + d]``), or None for zeros.
+    """Every layer of a stack: x (B, T, I) zero past each length, ``steps`` its lengths
+    (:class:`rnnkit.checks.Steps`); ``states`` one per cell (``cells[l·D + d]``), or None for zeros.
 
     Returns y (B, T, D·H_out), zero past each length, and the final state as the layer
     returns it, (h (L·D, B, H_out),) or for the LSTM (h, c (L·D, B, H)), in the batch's order.
@@ -144,9 +145,7 @@ def run_stack(cells: list[Cell], num_layers: int, x: Tensor, lengths: Tensor | N
     activation = ACTIVATIONS[cells[0].activation] if isinstance(cells[0], ElmanCell) else 0
     low = (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
            and x.shape[0] * x.shape[1] >= LOW_PRECISION_ROWS)
-    order = None
-    if lengths is not None and bool((lengths == x.shape[1]).all()):
-        lengths = None
+    order, lengths = None, steps.lengths
     if lengths is None:
         sorted_lengths = torch.empty(0, dtype=torch.long)
         inp = x.transpose(0, 1)  # (T, B, I)

@@ -1,4 +1,4 @@
-"""torch's own fused CPU/GPU kernels (``torch._VF``, what ``torch.nn.LSTM`` runs, cuDNN on
+"""torch's own fused CPU/GPU kernels (``torch.lstm`` and kin, what ``torch.nn.LSTM`` runs, cuDNN on
 a GPU) for the cells they implement: Elman with tanh or relu, LSTM with or without
 projection (no peepholes), GRU.
 
@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
+from rnnkit.checks import Steps
 
 State = tuple[Tensor, ...]
 
@@ -42,31 +43,32 @@ def _weights(cell: Cell) -> list[Tensor]:
 def _call(cell: Cell, args: tuple, hx: list[Tensor], rest: tuple) -> tuple[Tensor, list[Tensor]]:
     """The fused kernel of ``cell``'s type: (output, [h] or [h, c])."""
     if isinstance(cell, LSTMCell):
-        out, h, c = torch._VF.lstm(*args, (hx[0], hx[1]), *rest)
+        out, h, c = torch.lstm(*args, (hx[0], hx[1]), *rest)
         return out, [h, c]
     if isinstance(cell, GRUCell):
-        out, h = torch._VF.gru(*args, hx[0], *rest)
+        out, h = torch.gru(*args, hx[0], *rest)
         return out, [h]
-    kernel = torch._VF.rnn_tanh if cell.activation is Activation.TANH else torch._VF.rnn_relu
+    kernel = torch.rnn_tanh if cell.activation is Activation.TANH else torch.rnn_relu
     out, h = kernel(*args, hx[0], *rest)
     return out, [h]
 
 
-def run_layer(cells: list[Cell], x: Tensor, lengths: Tensor | None,
+def run_layer(cells: list[Cell], x: Tensor, steps: Steps,
               states: list[State]) -> tuple[Tensor, list[State]]:
-    """One layer (1 or 2 directions) over x (B, T, I) with lengths (B,), or None
-    when every sequence has all T steps (no packing needed then).
+    """One layer (1 or 2 directions) over x (B, T, I) with the lengths ``steps``
+    (:class:`rnnkit.checks.Steps`; a full batch needs no packing).
 
     Returns y (B, T, D·H_out), zero past each length, and each direction's final state.
     """
     B, T = x.shape[:2]
-    if lengths is not None and not bool((lengths > 0).all()):  # torch's kernels need >= 1 step
+    lengths = steps.lengths
+    if steps.shortest == 0:  # torch's kernels need >= 1 step
         running = torch.nonzero(lengths > 0).squeeze(1)
         y = x.new_zeros(B, T, len(cells) * cells[0].output_size)
         if running.numel() == 0:
             return y, states
         running_states = [tuple(t[running] for t in s) for s in states]
-        y_run, finals_run = run_layer(cells, x[running], lengths[running], running_states)
+        y_run, finals_run = run_layer(cells, x[running], steps.select(running), running_states)
         finals = [tuple(t.index_copy(0, running, f) for t, f in zip(s, fr)) for s, fr in zip(states, finals_run)]
         return y.index_copy(0, running, y_run), finals
     bidirectional = len(cells) == 2

@@ -17,7 +17,9 @@ Padding never reaches a computation: valid steps are selected with
 
 The data (reading, vocabularies, inputs) is :mod:`rnnkit.tasks.classify_data`; the
 summaries are :mod:`rnnkit.pooling`; the logistic-regression baselines are
-:mod:`rnnkit.tasks.linear_baselines`.
+:mod:`rnnkit.tasks.linear_baselines`. :func:`training_job` is the pipeline (files and
+configs -> a training job), :func:`train_baseline` fits a baseline, and
+:func:`load_classifier` reads any trained model back.
 
 Dimensions: B batch, T time, C features, E embedding, H hidden, D directions,
 K classes, V vocabulary, N cases.
@@ -26,23 +28,40 @@ K classes, V vocabulary, N cases.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit.batch import Batch, pad_sequences
+from rnnkit.batch import Batch, BatchingConfig, pad_sequences
+from rnnkit.checkpoint import load_weights, read_config, save_model_dir
+from rnnkit.data.split import hold_out
+from rnnkit.distributed import SINGLE, World
 from rnnkit.layers import LAYERS, CellKind
+from rnnkit.loader import SequenceLoader
 from rnnkit.losses import sequence_label_cross_entropy
 from rnnkit.pooling import AttentionPool, last_pool, max_pool, mean_pool
+from rnnkit.runner import TrainingJob
+from rnnkit.tasks.classify_data import (
+    Cases,
+    Format,
+    TextConfig,
+    check_cases,
+    data_format,
+    feature_stats,
+    label_ids,
+    label_vocab,
+    model_inputs,
+    read_cases,
+    subset,
+    word_vocab,
+)
+from rnnkit.tasks.linear_baselines import BagOfWords, LogRegConfig, SeriesStats
 from rnnkit.train import StepOutput
-
-
-class Format(enum.Enum):
-    TSV = "tsv"  # label<TAB>text lines, whitespace-separated words
-    TS = "ts"  # sktime .ts cases: real-valued frames (T, C) and a class label
+from rnnkit.vocab import Vocab
 
 
 class Pool(enum.Enum):
@@ -78,7 +97,8 @@ class ClassifierConfig:
     pool: Pool = Pool.LAST
     attention_size: int = 64  # A, width of the attention's hidden layer (Pool.ATTENTION)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """The input and output sizes must be set (from the data: :func:`training_job` does it)."""
         if (self.vocab_size > 0) == (self.num_features > 0):
             raise ValueError(f"exactly one of vocab_size and num_features must be > 0; "
                              f"got {self.vocab_size} and {self.num_features}")
@@ -124,6 +144,7 @@ class Classifier(nn.Module):
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
+        config.check()
         c = self.config = config
         if c.vocab_size:
             self.inputs: nn.Module = nn.Sequential(nn.Embedding(c.vocab_size, c.embed_size, padding_idx=0),
@@ -215,3 +236,145 @@ def classification_metrics(scores: Tensor, labels: Sequence[int]) -> dict[str, f
                   zero_division=0)
     return {"accuracy": float((predicted == y).float().mean()), "loss": float(loss), "count": float(len(y)),
             "f1": float(f1)}
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+@dataclass(frozen=True)
+class ClassifyData:
+    """The labelled cases a classifier trains on."""
+
+    train: Path  # label<TAB>text .tsv or .ts file
+    dev: Path | None = None  # scored each epoch, the best epoch kept; None: held out of train (holdout)
+    format: Format | None = None  # None: from the extension
+    text: TextConfig = TextConfig()
+    batch_size: int = 32  # sequences per batch and process
+    holdout: float = 0.1  # without dev: the fraction of train's cases held out, in each class's share
+    seed: int = 0  # batch order and the held-out part
+
+
+def read_data(data: ClassifyData) -> tuple[Cases, Cases | None, str | None]:
+    """(train, dev, a note): the dev file's cases, or some held out of train, stratified by label."""
+    fmt = data_format(data.train, data.format)
+    train = read_cases(data.train, fmt)
+    if data.dev is not None:
+        return train, read_cases(data.dev, data_format(data.dev, data.format, fmt)), None
+    split = hold_out(len(train.labels), data.holdout, data.seed, labels=train.labels)
+    if not split.dev:
+        return train, None, None
+    return subset(train, split.train), subset(train, split.dev), split.describe("cases", str(data.train))
+
+
+def training_job(data: ClassifyData, config: ClassifierConfig, world: World = SINGLE) -> TrainingJob:
+    """The recurrent classifier's job: the classes, the word vocabulary (text) or the features'
+    statistics (series) from train; dev accuracy each epoch. ``config``'s input fields
+    (num_classes, vocab_size or num_features with mean and std) are set from the data."""
+    train, dev, note = read_data(data)
+    fmt = data_format(data.train, data.format)
+    labels = label_vocab(train)
+    vocabs = {"labels": labels}
+    if fmt is Format.TSV:
+        vocabs["words"] = word_vocab(train, data.text)
+        inputs = {"vocab_size": len(vocabs["words"]), "num_features": 0, "mean": (), "std": ()}
+    else:
+        mean, std = feature_stats(train)
+        inputs = {"vocab_size": 0, "num_features": len(mean), "mean": mean, "std": std}
+    config = replace(config, num_classes=len(labels), **inputs)
+    words = vocabs.get("words")
+    x = model_inputs(train, words, data.text, config.num_features)
+    examples = list(zip(x, label_ids(train, labels)))
+    loader = SequenceLoader(examples, [len(s) for s in x], collate,
+                            BatchingConfig(batch_size=data.batch_size, seed=data.seed), world.rank, world.size)
+    evaluate = None
+    if dev is not None:
+        dev_x, dev_y = model_inputs(dev, words, data.text, config.num_features), label_ids(dev, labels)
+
+        def evaluate(model: nn.Module) -> dict[str, float]:
+            return classification_metrics(predict_log_probs(model, dev_x, device=next(model.parameters()).device),
+                                          dev_y)
+    record = {"task": "classify", "model": ModelKind.RNN.value, "format": fmt.value, "text": asdict(data.text),
+              "classifier": config.to_dict()}
+    model = Classifier(config)
+    notes = ([note] if note else []) + [f"{len(x):,} training cases, {len(labels)} classes; "
+                                        f"{sum(p.numel() for p in model.parameters()):,} parameters"]
+    return TrainingJob(model, make_objective(config.pool), loader, len(loader.sampler), record, vocabs,
+                       evaluate=evaluate, metric="accuracy" if dev is not None else None, minimize=False,
+                       notes=notes)
+
+
+@dataclass
+class Loaded:
+    """A trained model directory, ready to score cases."""
+
+    kind: ModelKind
+    fmt: Format  # what it reads
+    labels: Vocab  # its classes
+    scores: Callable[[Cases], Tensor]  # cases -> (N, K) class scores (log-probabilities)
+
+
+def train_baseline(data: ClassifyData, kind: ModelKind, logreg: LogRegConfig, out: Path) -> dict[str, float] | None:
+    """Fit a logistic-regression baseline on all of train (it needs no dev data to stop), save
+    it in ``out``; its metrics on the dev file, if one is given."""
+    fmt = data_format(data.train, data.format)
+    wants = Format.TSV if kind is ModelKind.BOW_LOGREG else Format.TS
+    if fmt is not wants:
+        other = "bow-logreg" if fmt is Format.TSV else "stats-logreg"
+        raise ValueError(f"--model {kind.value} reads {wants.value} data; {data.train} is {fmt.value} "
+                         f"(use --model {other})")
+    train, dev, _ = read_data(replace(data, holdout=0.0))
+    labels = label_vocab(train)
+    y = label_ids(train, labels)
+    config = {"task": "classify", "model": kind.value, "format": fmt.value, "text": asdict(data.text),
+              "logreg": asdict(logreg)}
+    vocabs = {"labels": labels}
+    model: nn.Module
+    if kind is ModelKind.BOW_LOGREG:
+        model = BagOfWords.fit(train.texts, y, len(labels), data.text, logreg)
+        config["max_n"] = model.max_n
+        vocabs["ngrams"] = model.ngrams
+    else:
+        model = SeriesStats.fit(train.series, y, len(labels), logreg)
+        config["num_features"] = model.num_features
+    save_model_dir(out, model, config, vocabs)
+    if dev is None:
+        return None
+    return classification_metrics(load_classifier(out).scores(dev), label_ids(dev, labels))
+
+
+def load_classifier(directory: Path, device: str = "cpu") -> Loaded:
+    """Any trained classifier's model directory (or its run's --out)."""
+    ck = read_config(directory)
+    config = ck.config
+    if config.get("task") != "classify":
+        raise ValueError(f"{ck.path} holds a {config.get('task')!r} model, not a classify one")
+    kind, fmt, text = ModelKind(config["model"]), Format(config["format"]), TextConfig(**config["text"])
+    labels = ck.vocabs["labels"]
+    if kind is ModelKind.RNN:
+        classifier = ClassifierConfig.from_dict(config["classifier"])
+        model = Classifier(classifier)
+        load_weights(ck.path, model)
+        model.to(device)
+        words = ck.vocabs.get("words")
+
+        def scores(cases: Cases) -> Tensor:
+            return predict_log_probs(model, model_inputs(cases, words, text, classifier.num_features), device=device)
+
+        return Loaded(kind, fmt, labels, scores)
+    if kind is ModelKind.BOW_LOGREG:
+        bow = BagOfWords(ck.vocabs["ngrams"], len(labels), text, config["max_n"])
+        load_weights(ck.path, bow)
+
+        def bow_scores(cases: Cases) -> Tensor:
+            check_cases(cases, fmt)
+            return bow.log_probs(cases.texts)
+
+        return Loaded(kind, fmt, labels, bow_scores)
+    stats = SeriesStats(config["num_features"], len(labels))
+    load_weights(ck.path, stats)
+
+    def stats_scores(cases: Cases) -> Tensor:
+        check_cases(cases, fmt, stats.num_features)
+        return stats.log_probs(cases.series)
+
+    return Loaded(kind, fmt, labels, stats_scores)

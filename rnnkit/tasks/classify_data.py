@@ -7,6 +7,7 @@ Dimensions: T time, C features, N cases.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,26 @@ from torch import Tensor
 from rnnkit.data.errors import DataError, read_lines
 from rnnkit.data.ts import read_ts
 from rnnkit.data.tsv import read_labelled
-from rnnkit.tasks.classify import ClassifierConfig, Format
 from rnnkit.vocab import PAD, UNK, Vocab
+
+
+class Format(enum.Enum):
+    TSV = "tsv"  # label<TAB>text lines, whitespace-separated words
+    TS = "ts"  # sktime .ts cases: real-valued frames (T, C) and a class label
+
+
+EXTENSIONS = {".tsv": Format.TSV, ".ts": Format.TS}
+
+
+def data_format(path: str | Path, given: Format | None, default: Format | None = None) -> Format:
+    """The format given, else the file's extension, else ``default``."""
+    if given is not None:
+        return given
+    fmt = EXTENSIONS.get(Path(path).suffix.lower(), default)
+    if fmt is None:
+        raise ValueError(f"{path}: cannot tell the format from the extension {Path(path).suffix!r} "
+                         f"(.tsv or .ts); name it with --format tsv|ts")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,15 @@ def words(text: str, config: TextConfig) -> list[str]:
     return (text.lower() if config.lowercase else text).split()
 
 
+def subset(cases: Cases, indices: list[int]) -> Cases:
+    """The cases at ``indices`` (a held-out split)."""
+    def pick(values):
+        return None if values is None else [values[i] for i in indices]
+
+    return Cases(cases.path, pick(cases.texts), pick(cases.series), pick(cases.labels), pick(cases.lines),
+                 cases.declared)
+
+
 def label_vocab(cases: Cases) -> Vocab:
     """The classes: a .ts header's declared labels in order, else the labels seen, sorted."""
     seen = sorted(set(cases.labels))
@@ -123,10 +151,10 @@ def check_cases(cases: Cases, fmt: Format, num_features: int = 0) -> None:
                                           f"the model was trained on {num_features}")
 
 
-def model_inputs(cases: Cases, config: ClassifierConfig, words_vocab: Vocab | None,
-                 text: TextConfig) -> list[Tensor]:
-    """The classifier's input for each case: word ids (T,) or frames (T, C), after :func:`check_cases`."""
-    check_cases(cases, Format.TSV if config.vocab_size else Format.TS, config.num_features)
+def model_inputs(cases: Cases, words_vocab: Vocab | None, text: TextConfig, num_features: int = 0) -> list[Tensor]:
+    """The classifier's input for each case: word ids (T,) with a word vocabulary, else frames
+    (T, C = num_features); after :func:`check_cases`."""
+    check_cases(cases, Format.TSV if words_vocab is not None else Format.TS, num_features)
     if cases.texts is not None:
         return [torch.tensor(words_vocab.encode(words(t, text)), dtype=torch.long) for t in cases.texts]
     return [torch.from_numpy(s) for s in cases.series]

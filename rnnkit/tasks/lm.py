@@ -1,5 +1,6 @@
-"""Recurrent language models: next-symbol prediction and generation by sampling
-(seeds 002, 003: draw from the output distribution, feed it back, repeat).
+"""Recurrent language models: next-symbol prediction, scored as perplexity or bits per
+character, and generation by sampling (:func:`rnnkit.decode.sample`: draw from the output
+distribution, feed the draw back, repeat).
 
 Two training regimes on the common engine (:mod:`rnnkit.train`):
 
@@ -10,9 +11,14 @@ Two training regimes on the common engine (:mod:`rnnkit.train`):
   from a zero state, batched by length with the padding masked out (the
   DyNet benchmark's regime).
 
-Any model called as ``model(ids (B, T), lengths (B,) | None, state) -> (logits
-(B, T, V), state)`` trains, is scored and samples through the same functions:
-:class:`LanguageModel` here, and the fixed-window NPLM of :mod:`rnnkit.tasks.nplm`.
+A language model is called as ``model(ids (B, T), lengths (B,) | None, state) ->
+(logits (B, T, V), state)``, or with ``targets`` (B, T) as ``model(ids, lengths, state,
+targets) -> (summed cross-entropy of the scored steps, state)``: the training, the
+scoring and the sampling go through these two calls only, for :class:`LanguageModel`
+here and the fixed-window NPLM of :mod:`rnnkit.tasks.nplm` alike. Both score through
+:class:`rnnkit.softmax.SoftmaxOutput`, which never keeps the (B, T, V) logits.
+
+:func:`training_job` is the pipeline: text files and configs -> a training job.
 
 Dimensions: B batch, T time, E embedding, H hidden, L layers, V vocabulary.
 """
@@ -21,20 +27,24 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit.batch import Batch, pad_sequences
-from rnnkit.data.text import Level
-from rnnkit.distributed import unwrap
-from rnnkit.fused_softmax import linear_cross_entropy
+from rnnkit.batch import Batch, BatchingConfig, pad_sequences
+from rnnkit.checkpoint import load_weights, read_config
+from rnnkit.checks import valid_mask
+from rnnkit.data.split import hold_out, hold_out_tail
+from rnnkit.data.text import Layout, Level, read_text
+from rnnkit.distributed import SINGLE, World
 from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
-from rnnkit.losses import Reduction, masked_cross_entropy
-from rnnkit.pooling import valid_steps
+from rnnkit.loader import SequenceLoader, StreamLoader
+from rnnkit.runner import TrainingJob
+from rnnkit.softmax import SoftmaxOutput
+from rnnkit.tasks.nplm import NPLM, NPLMConfig
 from rnnkit.train import StepOutput
 from rnnkit.vocab import BOS, EOS, UNK, Vocab
 
@@ -64,15 +74,19 @@ class LMConfig:
 
 
 class LanguageModel(nn.Module):
-    """Embedding -> recurrent stack -> linear softmax layer.
+    """Embedding -> recurrent stack -> softmax layer.
 
     ``model(ids, lengths=None, state=None) -> (logits (B, T, V), state)`` with
-    ids (B, T) integer symbols. ``rnn`` is any rnnkit recurrent layer taking E
-    inputs (default: a stack of the config's cell and size).
+    ids (B, T) integer symbols; with ``targets`` (B, T), the summed cross-entropy of the
+    scored steps (each row's first ``lengths``, or all) instead of the logits. ``rnn`` is
+    any rnnkit recurrent layer taking E inputs (default: a stack of the config's cell
+    and size).
 
     Example:
         >>> lm = LanguageModel(LMConfig(vocab_size=100))
-        >>> logits, state = lm(torch.randint(0, 100, (2, 7)))     # (2, 7, 100)
+        >>> ids = torch.randint(0, 100, (2, 7))
+        >>> logits, state = lm(ids)                                    # (2, 7, 100)
+        >>> loss, state = lm(ids[:, :-1], targets=ids[:, 1:])          # summed over 2 × 6 steps
     """
 
     def __init__(self, config: LMConfig, rnn: Recurrent | None = None):
@@ -82,7 +96,7 @@ class LanguageModel(nn.Module):
         self.embed = nn.Embedding(c.vocab_size, c.embed_size)  # (V, E)
         self.rnn = rnn or LAYERS[c.cell](c.embed_size, c.hidden_size, c.num_layers, dropout=c.dropout)
         self.drop = nn.Dropout(c.dropout)
-        self.out = nn.Linear(self.rnn.output_size, c.vocab_size)  # (V, H)
+        self.out = SoftmaxOutput(self.rnn.output_size, c.vocab_size)  # (V, H)
         if c.tie_weights:
             if c.embed_size != self.rnn.output_size:
                 raise ValueError(f"tie_weights needs embed_size == hidden size; "
@@ -94,13 +108,25 @@ class LanguageModel(nn.Module):
             for p in self.parameters():
                 nn.init.uniform_(p, -c.init_range, c.init_range)
 
-    def forward(self, ids: Tensor, lengths: Tensor | None = None,
-                state: LayerState | None = None, logits: bool = True) -> tuple[Tensor, LayerState]:
-        """Logits (B, T, V), or with ``logits=False`` the output layer's input (B, T, H)."""
+    def forward(self, ids: Tensor, lengths: Tensor | None = None, state: LayerState | None = None,
+                targets: Tensor | None = None) -> tuple[Tensor, LayerState]:
+        """Logits (B, T, V), or given targets (B, T) the summed cross-entropy of the scored steps."""
         x = self.drop(self.embed(ids))  # (B, T, E)
         h, state = self.rnn(x, lengths, state)  # (B, T, H)
         h = self.drop(h)
-        return (self.out(h) if logits else h), state
+        if targets is None:
+            return self.out.logits(h), state  # (B, T, V)
+        h, targets = scored_steps(h, targets, lengths)  # (N, H), (N,)
+        return self.out(h, targets), state
+
+
+def scored_steps(h: Tensor, targets: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The scored rows of h (B, T, H) and targets (B, T): every step, or each row's first
+    ``lengths`` (B,). Returns (N, H), (N,)."""
+    if lengths is None:
+        return h.flatten(0, 1), targets.flatten()
+    mask = valid_mask(lengths.to(h.device), h.shape[1])  # (B, T)
+    return h[mask], targets[mask]
 
 
 # ---------------------------------------------------------------- data
@@ -146,31 +172,15 @@ def collate_sentences(examples: list[Tensor], indices: list[int]) -> Batch:
 
 # ---------------------------------------------------------------- objectives
 
-def _summed_cross_entropy(model: nn.Module, batch: Batch, lengths: Tensor | None, state) -> tuple[Tensor, Any]:
-    """The summed cross-entropy of the scored steps (all, or each row's first ``lengths``).
-    A LanguageModel's softmax layer and loss run fused (:func:`linear_cross_entropy`,
-    no (B, T, V) logits); other models (NPLM) score their logits."""
-    if isinstance(unwrap(model), LanguageModel):
-        h, state = model(batch.inputs, lengths, state, logits=False)  # (B, T, H)
-        mask = None if lengths is None else valid_steps(lengths.to(h.device), h.shape[1])  # (B, T)
-        h, targets = (h.flatten(0, 1), batch.targets.flatten()) if mask is None else (h[mask], batch.targets[mask])
-        out = unwrap(model).out
-        return linear_cross_entropy(h, out.weight, out.bias, targets), state
-    logits, state = model(batch.inputs, lengths, state)  # (B, T, V)
-    if lengths is None:
-        return F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="sum"), state
-    return masked_cross_entropy(logits, batch.targets, lengths, reduction=Reduction.SUM), state
-
-
 def stream_objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """Summed cross-entropy of a chunk of full rows, from the carried state."""
-    loss, state = _summed_cross_entropy(model, batch, None, state)
+    loss, state = model(batch.inputs, None, state, batch.targets)
     return StepOutput(loss, batch.targets.numel(), state)
 
 
 def sentence_objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """Summed cross-entropy over each sentence's own steps; padding is never scored."""
-    loss, state = _summed_cross_entropy(model, batch, batch.lengths, state)
+    loss, state = model(batch.inputs, batch.lengths, state, batch.targets)
     return StepOutput(loss, batch.tokens, state)
 
 
@@ -210,9 +220,8 @@ def stream_loss(model: nn.Module, ids: Tensor, batch_size: int = 1, bptt: int = 
     for start in range(0, n, bptt):
         x, y = inputs[:, start:start + bptt], targets[:, start:start + bptt]  # (B, k)
         lengths = (rows - start).clamp(0, x.shape[1])  # (B,)
-        full = bool((lengths == x.shape[1]).all())
-        logits, state = model(x, None if full else lengths, state)  # (B, k, V)
-        total += float(masked_cross_entropy(logits, y, lengths, reduction=Reduction.SUM))
+        loss, state = model(x, lengths, state, y)
+        total += float(loss)
     return total, N
 
 
@@ -229,8 +238,8 @@ def sentence_loss(model: nn.Module, sentences: list[Tensor], batch_size: int = 6
     for i in range(0, len(order), batch_size):
         keys = order[i:i + batch_size]
         batch = collate_sentences([sentences[k] for k in keys], keys).to(device)
-        logits, _ = model(batch.inputs, batch.lengths)  # (B, T, V)
-        total += float(masked_cross_entropy(logits, batch.targets, batch.lengths, reduction=Reduction.SUM))
+        loss, _ = model(batch.inputs, batch.lengths, None, batch.targets)
+        total += float(loss)
         count += batch.tokens
     return total, count
 
@@ -266,61 +275,112 @@ def bits_per_symbol(model: nn.Module, ids: Tensor, batch_size: int = 16, bptt: i
     return nats / count / math.log(2)
 
 
-# ---------------------------------------------------------------- sampling
 
-def filter_logits(scores: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
-    """scores (V,) with every symbol outside the k best, and outside the nucleus, set to -inf.
+# ---------------------------------------------------------------- the pipeline
 
-    The nucleus (Holtzman et al. 2020) is the smallest set of most probable symbols
-    whose probability under softmax(scores) reaches ``top_p``: a symbol is kept when
-    the symbols ranked above it hold less than ``top_p`` (the best one always is).
-    """
-    if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1; got {top_k}")
-        kth = scores.topk(min(top_k, scores.numel())).values[-1]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
-    if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
-        probs, order = scores.softmax(-1).sort(descending=True)  # (V,), (V,)
-        above = probs.cumsum(0) - probs  # (V,) mass of the symbols ranked higher
-        drop = torch.zeros_like(above, dtype=torch.bool).scatter(0, order, above >= top_p)
-        scores = scores.masked_fill(drop, float("-inf"))
-    return scores
+ARCHITECTURES = {LMConfig: LanguageModel, NPLMConfig: NPLM}  # a model config -> the model it builds
+NAMES = {LMConfig: "rnn", NPLMConfig: "nplm"}  # how config.json names them (``--model``)
 
 
-@torch.no_grad()
-def sample(model: nn.Module, prime: list[int], length: int, *, temperature: float = 1.0,
-           top_k: int | None = None, top_p: float | None = None, stop: int | None = None,
-           generator: torch.Generator | None = None) -> list[int]:
-    """Feed ``prime``, then draw up to ``length`` symbols one at a time, each fed back in.
+@dataclass(frozen=True)
+class LMData:
+    """The text a language model trains on, and how it is cut into batches."""
 
-    The state is kept across the prime and the generated text. Each draw is from
-    softmax(logits / temperature), restricted by :func:`filter_logits` to the
-    ``top_k`` best and the ``top_p`` nucleus. Drawing ``stop`` (e.g. ``</s>``) ends
-    the text; it is the last symbol returned.
-    """
-    if not prime:
-        raise ValueError("prime must hold at least one symbol")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0; got {temperature}")
-    if length < 0:
-        raise ValueError(f"length must be >= 0; got {length}")
-    model.eval()
-    device = _device(model)
-    logits, state = model(torch.tensor([prime], device=device))
-    last = logits[0, -1]  # (V,)
-    out = []
-    for _ in range(length):
-        scores = filter_logits(last / temperature, top_k, top_p)
-        symbol = int(torch.multinomial(scores.softmax(-1).cpu(), 1, generator=generator))
-        out.append(symbol)
-        if symbol == stop:
-            break
-        logits, state = model(torch.tensor([[symbol]], device=device), state=state)
-        last = logits[0, -1]
-    return out
+    train: Path  # UTF-8 text: words split by spaces, or characters
+    dev: Path | None = None  # scored at each epoch's end; None: held out of train (holdout)
+    level: Level = Level.WORD
+    regime: Regime = Regime.STREAM
+    batch_size: int = 20  # STREAM: rows of the stream, over all processes; SENTENCES: sentences per batch
+    bptt: int = 20  # STREAM: steps per batch (the truncated BPTT length)
+    max_tokens: int | None = None  # SENTENCES: a token budget per batch instead of batch_size
+    min_count: int = 1  # rarer training symbols become <unk>
+    max_vocab: int | None = None  # keep at most this many symbols
+    eval_batch_size: int | None = None  # dev scoring: stream rows (default 1, exact) or sentences (64)
+    eval_bptt: int = 256  # dev scoring: stream chunk length (memory only)
+    holdout: float = 0.1  # without dev: the fraction of train held out (see rnnkit.data.split)
+    seed: int = 0  # batch order and the held-out part
 
 
-# ---------------------------------------------------------------- the demo's training loop
+def read_corpus(path: Path, level: Level, regime: Regime) -> list[list[str]]:
+    """STREAM: one token list for the whole file; SENTENCES: one per non-blank line. ``</s>`` ends each line."""
+    layout = Layout.STREAM if regime is Regime.STREAM else Layout.LINES
+    return read_text(path, level, layout).sequences
+
+
+def encode(sequences: list[list[str]], vocab: Vocab, regime: Regime) -> Tensor | list[Tensor]:
+    return encode_stream(sequences[0], vocab) if regime is Regime.STREAM else encode_sentences(sequences, vocab)
+
+
+def _split(sequences: list[list[str]], data: LMData) -> tuple[list[list[str]], list[list[str]] | None, str | None]:
+    """(train, dev, a note): the dev file's text, or a part held out of train."""
+    if data.dev is not None:
+        return sequences, read_corpus(data.dev, data.level, data.regime), None
+    if data.holdout == 0:
+        return sequences, None, None
+    if data.regime is Regime.STREAM:
+        tokens = sequences[0]
+        cut = hold_out_tail(len(tokens), data.holdout)
+        if cut == len(tokens):
+            return sequences, None, None
+        note = (f"no --dev given: the last {len(tokens) - cut:,} of the {len(tokens):,} tokens of {data.train} "
+                f"are held out as dev data (--holdout)")
+        return [tokens[:cut]], [tokens[cut:]], note
+    split = hold_out(len(sequences), data.holdout, data.seed)
+    if not split.dev:
+        return sequences, None, None
+    return [sequences[i] for i in split.train], [sequences[i] for i in split.dev], \
+        split.describe("lines", str(data.train))
+
+
+def training_job(data: LMData, model: LMConfig | NPLMConfig, world: World = SINGLE) -> TrainingJob:
+    """Read and encode the text, build the vocabulary, the loader (this rank's share) and the
+    model; ``model``'s vocab_size (and an NPLM's pad_id) are set from the vocabulary."""
+    for name in ("batch_size", "bptt", "eval_bptt", "min_count"):
+        if getattr(data, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(data, name)}")
+    if data.regime is Regime.STREAM and data.max_tokens is not None:
+        raise ValueError("--max-tokens batches sentences: use it with --regime sentences")
+    train, dev, note = _split(read_corpus(data.train, data.level, data.regime), data)
+    vocab = build_vocab(train, data.regime, data.min_count, data.max_vocab)
+    extra = {"pad_id": vocab.id(start_symbol(data.regime))} if isinstance(model, NPLMConfig) else {}
+    config = replace(model, vocab_size=len(vocab), **extra)
+    network = ARCHITECTURES[type(config)](config)
+    if data.regime is Regime.STREAM:
+        loader = StreamLoader(encode_stream(train[0], vocab), data.batch_size, data.bptt, world.rank, world.size)
+        batches = len(loader.epoch(0))
+    else:
+        sentences = encode_sentences(train, vocab)
+        batching = BatchingConfig(max_tokens=data.max_tokens, batch_size=None if data.max_tokens else data.batch_size,
+                                  seed=data.seed)
+        loader = SequenceLoader(sentences, [len(s) - 1 for s in sentences], collate_sentences, batching,
+                                world.rank, world.size)
+        batches = len(loader.sampler)
+    eval_batch = data.eval_batch_size or (1 if data.regime is Regime.STREAM else 64)
+    spec = {"level": data.level.value, "regime": data.regime.value, "model": NAMES[type(config)],
+            "config": config.to_dict(),
+            "training": {"batch_size": data.batch_size, "bptt": data.bptt if data.regime is Regime.STREAM else None,
+                         "eval_batch_size": eval_batch}}
+    dev_ids = encode(dev, vocab, data.regime) if dev is not None else None
+    notes = [note] if note else []
+    notes.append(f"vocabulary: {len(vocab)} symbols; {sum(map(len, train)):,} training tokens; "
+                 f"{sum(p.numel() for p in network.parameters()):,} parameters")
+    return TrainingJob(network, OBJECTIVES[data.regime], loader, batches, {"task": "lm", "lm": spec},
+                       {"tokens": vocab},
+                       evaluate=(lambda m: evaluate(m, dev_ids, data.level, data.regime, eval_batch, data.eval_bptt))
+                       if dev_ids is not None else None,
+                       metric="loss" if dev_ids is not None else None, minimize=True,
+                       carry_state=data.regime is Regime.STREAM, notes=notes)
+
+
+def load_model(directory: Path) -> tuple[nn.Module, dict, Vocab]:
+    """A trained model directory: the model (weights loaded), its ``lm`` config record and vocabulary."""
+    ck = read_config(directory)
+    if ck.config.get("task") != "lm":
+        raise ValueError(f"{ck.path} holds a {ck.config.get('task')!r} model, not a language model")
+    spec = ck.config["lm"]
+    config_class = next(c for c, name in NAMES.items() if name == spec["model"])
+    model = ARCHITECTURES[config_class](config_class.from_dict(spec["config"]))
+    load_weights(ck.path, model)
+    if "tokens" not in ck.vocabs:
+        raise ValueError(f"{ck.path} has no vocabulary (vocab-tokens.json)")
+    return model, spec, ck.vocabs["tokens"]

@@ -9,7 +9,8 @@ The previous n - 1 symbols are looked up in a shared table C, concatenated
     P(w_{t+1} = i | w_{t-n+2} … w_t) = softmax(y_t)_i
 
 It is called like a recurrent language model, ``model(ids, lengths, state) ->
-(logits, state)``, with the state the last n - 1 symbols read (B, n - 1): a
+(logits, state)`` (or with ``targets``, the summed cross-entropy of the scored steps
+instead of the logits), with the state the last n - 1 symbols read (B, n - 1): a
 stream is carried across chunks, and sampling feeds symbols back, exactly as for
 :class:`rnnkit.tasks.lm.LanguageModel`. Before the start (state None) the
 history is ``pad_id`` (the boundary symbol ``</s>`` or ``<s>``).
@@ -23,6 +24,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
+
+from rnnkit.checks import valid_mask
+from rnnkit.softmax import SoftmaxOutput
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,12 @@ class NPLM(nn.Module):
         context = (c.order - 1) * c.embed_size
         self.embed = nn.Embedding(c.vocab_size, c.embed_size)  # C: (V, E)
         self.hidden = nn.Linear(context, c.hidden_size)  # H, d: (H, N·E), (H,)
-        self.out = nn.Linear(c.hidden_size, c.vocab_size)  # U, b: (V, H), (V,)
+        self.out = SoftmaxOutput(c.hidden_size, c.vocab_size)  # U, b: (V, H), (V,)
         self.direct = nn.Linear(context, c.vocab_size, bias=False) if c.direct else None  # W: (V, N·E)
         self.drop = nn.Dropout(c.dropout)
 
-    def forward(self, ids: Tensor, lengths: Tensor | None = None,
-                state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, ids: Tensor, lengths: Tensor | None = None, state: Tensor | None = None,
+                targets: Tensor | None = None) -> tuple[Tensor, Tensor]:
         B, T = ids.shape
         N = self.config.order - 1
         if state is None:
@@ -81,12 +86,20 @@ class NPLM(nn.Module):
         full = torch.cat([state, ids], dim=1)  # (B, N + T)
         windows = full.unfold(1, N, 1)[:, 1:]  # (B, T, N): the N symbols up to and including ids[:, t]
         x = self.drop(self.embed(windows).flatten(2))  # (B, T, N·E)
-        y = self.out(self.drop(torch.tanh(self.hidden(x))))  # (B, T, V)
-        if self.direct is not None:
-            y = y + self.direct(x)
+        h = self.drop(torch.tanh(self.hidden(x)))  # (B, T, H)
         if lengths is None:
             history = full[:, T:]  # (B, N)
         else:
             at = lengths.to(ids.device).long().unsqueeze(1) + torch.arange(N, device=ids.device)  # (B, N)
             history = full.gather(1, at)  # each sequence's own last N symbols
-        return y, history
+        if targets is None:
+            y = self.out.logits(h)  # (B, T, V)
+            return (y if self.direct is None else y + self.direct(x)), history
+        if lengths is not None:  # the scored steps only
+            mask = valid_mask(lengths.to(ids.device), T)  # (B, T)
+            h, x, targets = h[mask], x[mask], targets[mask]  # (M, H), (M, N·E), (M,)
+        else:
+            h, x, targets = h.flatten(0, 1), x.flatten(0, 1), targets.flatten()
+        if self.direct is None:
+            return self.out(h, targets), history
+        return F.cross_entropy(self.out.logits(h) + self.direct(x), targets, reduction="sum"), history

@@ -1,20 +1,35 @@
 """Sequence labelling (POS, NER, slot filling): a BiLSTM tagger over word
 embeddings and a character-level BiLSTM representation of each word, with a
 softmax or a linear-chain CRF output layer (Huang et al. 2015; Lample et al.
-2016; seed 000)."""
+2016), and the count-based baselines it is measured against (a supervised HMM, a
+CRF over sparse features).
+
+:func:`training_job` is the pipeline: tagged files and configs -> a training job;
+:func:`train_baseline` fits a baseline; :func:`load_tagger` reads any trained one back.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import enum
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from rnnkit.batch import Batch, pad_sequences
+from rnnkit.batch import Batch, BatchingConfig, pad_sequences
+from rnnkit.checkpoint import Checkpoint, load_weights, read_config, save_model_dir
 from rnnkit.crf import CRF, bio_constraints
+from rnnkit.data.split import hold_out
+from rnnkit.data.tagged import TaggedSentence, read_conll, read_conllu, read_slash
+from rnnkit.distributed import SINGLE, World
+from rnnkit.feature_crf import FeatureCRF
+from rnnkit.hmm import HMMTagger
 from rnnkit.layers import LSTM
+from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, masked_cross_entropy
-from rnnkit.metrics import is_span_scheme
+from rnnkit.metrics import is_span_scheme, tagging_metrics
+from rnnkit.runner import TrainingJob
 from rnnkit.train import StepOutput
 from rnnkit.vocab import PAD, UNK, Vocab
 
@@ -161,3 +176,136 @@ class NeuralTagger:
 def objective(model: nn.Module, batch: Batch, state) -> StepOutput:
     """The engine's view of a Tagger (called through DistributedDataParallel when there is one)."""
     return StepOutput(model(batch), batch.tokens, None)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+class Format(enum.Enum):
+    CONLLU = "conllu"  # CoNLL-U, the tag from a named or numbered column (default UPOS)
+    CONLL = "conll"  # whitespace columns, the tag in the last (or a numbered) column
+    SLASH = "slash"  # word/TAG tokens, one sentence per line
+
+
+class Baseline(enum.Enum):
+    HMM = "hmm"  # supervised first-order HMM (rnnkit.hmm)
+    CRF = "crf"  # linear-chain CRF over sparse features, trained by CRFsuite (rnnkit.feature_crf)
+
+
+EXTENSIONS = {".conllu": Format.CONLLU, ".conll": Format.CONLL}
+
+
+def data_format(path: Path | None, given: Format | None) -> Format:
+    """The format given, else the file's extension (.conllu, .conll), else word/TAG."""
+    if given is not None:
+        return given
+    return EXTENSIONS.get(path.suffix.lower() if path else "", Format.SLASH)
+
+
+def read_tagged(path: Path, fmt: Format, column: str | None) -> list[TaggedSentence]:
+    if fmt is Format.CONLLU:
+        return read_conllu(path, int(column) if column and column.isdigit() else (column or "upos"))
+    if fmt is Format.CONLL:
+        return read_conll(path, tag_column=int(column) if column else -1)
+    return read_slash(path)
+
+
+@dataclass(frozen=True)
+class TagData:
+    """The tagged files a tagger trains on."""
+
+    train: Path
+    dev: Path | None = None  # scored at each epoch's end; None: held out of train (holdout)
+    format: Format | None = None  # None: from each file's extension
+    column: str | None = None  # CoNLL-U column name or index, or the CoNLL tag column
+    batch_size: int = 32  # sentences per batch and process
+    min_freq: int = 2  # rarer words are <unk> (the characters still see them)
+    holdout: float = 0.1  # without dev: the fraction of train's sentences held out
+    seed: int = 0  # batch order and the held-out part
+
+
+def read_data(data: TagData) -> tuple[list[TaggedSentence], list[TaggedSentence] | None, str | None]:
+    """(train, dev, a note): the dev file's sentences, or some held out of train."""
+    train = read_tagged(data.train, data_format(data.train, data.format), data.column)
+    if data.dev is not None:
+        return train, read_tagged(data.dev, data_format(data.dev, data.format), data.column), None
+    split = hold_out(len(train), data.holdout, data.seed)
+    if not split.dev:
+        return train, None, None
+    return [train[i] for i in split.train], [train[i] for i in split.dev], \
+        split.describe("sentences", str(data.train))
+
+
+def _header(data: TagData, model: str) -> dict:
+    fmt = data_format(data.train, data.format)
+    return {"task": "tag", "model": model, "format": fmt.value, "column": data.column}
+
+
+def training_job(data: TagData, config: TaggerConfig, world: World = SINGLE) -> TrainingJob:
+    """The neural tagger's job: vocabularies from train, this rank's loader, dev accuracy (or
+    span F1 for BIO/IOBES tags) each epoch. ``config``'s vocabulary sizes are set here."""
+    train, dev, note = read_data(data)
+    known = Vocab(sorted({w for s in train for w in s.tokens}))
+    vocabs = TaggerVocabs.build([s.tokens for s in train], [s.tags for s in train], lowercase=config.lowercase,
+                                min_freq=data.min_freq)
+    config = TaggerConfig(**{**config.to_dict(), "num_words": len(vocabs.words), "num_chars": len(vocabs.chars),
+                             "num_tags": len(vocabs.tags)})
+    model = Tagger(config, vocabs.tags.symbols)
+    encoder = TaggerEncoder(vocabs, config.lowercase)
+    examples = [encoder.example(s.tokens, s.tags) for s in train]
+    loader = SequenceLoader(examples, [len(s.tokens) for s in train], encoder.collate,
+                            BatchingConfig(batch_size=data.batch_size, seed=data.seed), world.rank, world.size)
+    metric = "f1" if is_span_scheme(set(vocabs.tags.symbols)) else "accuracy"
+
+    def evaluate(m: Tagger) -> dict[str, float]:
+        predicted = NeuralTagger(m, vocabs, config).tag([s.tokens for s in dev])
+        return tagging_metrics([s.tags for s in dev], predicted, [s.tokens for s in dev], set(known.symbols))
+
+    notes = ([note] if note else []) + [f"{len(train):,} training sentences, {len(vocabs.tags)} tags; "
+                                        f"{sum(p.numel() for p in model.parameters()):,} parameters"]
+    return TrainingJob(model, objective, loader, len(loader.sampler),
+                       {**_header(data, "bilstm-crf" if config.crf else "bilstm"), "tagger": config.to_dict()},
+                       {"words": vocabs.words, "chars": vocabs.chars, "tags": vocabs.tags, "known": known},
+                       evaluate=evaluate if dev else None, metric=metric if dev else None, minimize=False, notes=notes)
+
+
+def train_baseline(data: TagData, baseline: Baseline, out: Path) -> dict[str, float] | None:
+    """Fit a count-based baseline on all of train (it needs no dev data to stop), save it in
+    ``out``; its metrics on the dev file, if one is given."""
+    train, dev, _ = read_data(replace(data, holdout=0.0))
+    known = Vocab(sorted({w for s in train for w in s.tokens}))
+    out.mkdir(parents=True, exist_ok=True)
+    words, tags = [s.tokens for s in train], [s.tags for s in train]
+    if baseline is Baseline.HMM:
+        tagger = HMMTagger().fit(words, tags)
+        tagger.save(out / "hmm.json")
+    else:
+        tagger = FeatureCRF(out / "crf.model").fit(words, tags)
+    save_model_dir(out, nn.Module(), _header(data, baseline.value), {"known": known})
+    if not dev:
+        return None
+    return tagging_metrics([s.tags for s in dev], tag_all(tagger, [s.tokens for s in dev]),
+                           [s.tokens for s in dev], set(known.symbols))
+
+
+def load_tagger(directory: Path) -> tuple[NeuralTagger | HMMTagger | FeatureCRF, Checkpoint]:
+    """Any trained tagger's model directory (or its run's --out): the tagger and its record."""
+    ck = read_config(directory)
+    if ck.config.get("task") != "tag":
+        raise ValueError(f"{ck.path} is not a tagger (task {ck.config.get('task')!r})")
+    name = ck.config["model"]
+    if name == Baseline.HMM.value:
+        return HMMTagger.load(ck.path / "hmm.json"), ck
+    if name == Baseline.CRF.value:
+        return FeatureCRF(ck.path / "crf.model"), ck
+    config = TaggerConfig(**ck.config["tagger"])
+    vocabs = TaggerVocabs(ck.vocabs["words"], ck.vocabs["chars"], ck.vocabs["tags"])
+    model = Tagger(config, vocabs.tags.symbols)
+    load_weights(ck.path, model)
+    return NeuralTagger(model, vocabs, config), ck
+
+
+def tag_all(tagger: NeuralTagger | HMMTagger | FeatureCRF, sentences: list[list[str]]) -> list[list[str]]:
+    """Every sentence's tags: in length-sorted batches for the neural tagger, one by one otherwise."""
+    if isinstance(tagger, NeuralTagger):
+        return tagger.tag(sentences)
+    return [tagger.tag(s) for s in sentences]

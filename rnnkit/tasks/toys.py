@@ -1,12 +1,13 @@
-"""The toy problems the lecture notes teach with (seeds 002, 003, 004), as
-variable-length data sets trained by the common engine:
+"""The toy problems recurrent networks are taught with, as variable-length data sets
+trained by the common engine:
 
 - ADDITION: two binary numbers, least significant bit first; emit the sum's bits.
 - PARITY: a bit stream; emit the parity of the bits so far.
 - MEMORY: the LSTM memory example: x = (value, op, ask) with op = 1 "add the
   value", -1 "reset", and ask = 1 "output the total now"; scored only where asked.
 
-Models are trained on short sequences and evaluated on longer ones.
+Models are trained on short sequences and evaluated on longer ones (:func:`training_job`
+makes the data, the model and the job).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.batch import Batch, pad_sequences
+from rnnkit.batch import Batch, BatchingConfig, pad_sequences
+from rnnkit.checks import valid_mask
+from rnnkit.distributed import SINGLE, World
 from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
+from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, masked_cross_entropy, masked_mse
+from rnnkit.runner import TrainingJob
 from rnnkit.train import StepOutput
 
 
@@ -117,7 +122,7 @@ def make_objective(problem: Problem):
         y, state = model(batch.inputs, batch.lengths, state)
         if problem is Problem.MEMORY:
             asked = batch.inputs[..., 2]  # (B, T): score only where an answer is asked for
-            valid = torch.arange(asked.shape[1]) < batch.lengths.unsqueeze(1)
+            valid = valid_mask(batch.lengths, asked.shape[1])  # (B, T)
             loss = masked_mse(y, batch.targets, batch.lengths, weights=asked, reduction=Reduction.SUM)
             return StepOutput(loss, int((asked * valid).sum()), state)
         loss = masked_cross_entropy(y, batch.targets, batch.lengths, reduction=Reduction.SUM)
@@ -132,7 +137,7 @@ def evaluate(model: nn.Module, problem: Problem, data: list[tuple[Tensor, Tensor
     model.eval()
     batch = collate(data, list(range(len(data))))
     y, _ = model(batch.inputs, batch.lengths)
-    valid = torch.arange(batch.inputs.shape[1]) < batch.lengths.unsqueeze(1)  # (B, T)
+    valid = valid_mask(batch.lengths, batch.inputs.shape[1])  # (B, T)
     if problem is Problem.MEMORY:
         asked = batch.inputs[..., 2].bool() & valid
         mse = ((y - batch.targets).squeeze(2)[asked] ** 2).mean()
@@ -140,3 +145,19 @@ def evaluate(model: nn.Module, problem: Problem, data: list[tuple[Tensor, Tensor
     right = (y.argmax(-1) == batch.targets) | ~valid  # (B, T)
     return {"accuracy": float(right[valid].float().mean()), "sequence_accuracy": float(right.all(1).float().mean()),
             "count": float(len(data))}
+
+
+DEV_SIZE = 200  # evaluation sequences of the test length, made with the seed + 1
+
+
+def training_job(config: ToyConfig, batch_size: int = 32, seed: int = 0, world: World = SINGLE) -> TrainingJob:
+    """Training data of ``config``'s lengths from ``seed``, dev data of its test length, the
+    model and this rank's loader; the dev metric is whole-sequence accuracy (MSE for MEMORY)."""
+    data = make_dataset(config.problem, config.train_size, config.min_length, config.max_length, seed)
+    dev = make_dataset(config.problem, DEV_SIZE, config.test_length, config.test_length, seed + 1)
+    loader = SequenceLoader(data, [len(x) for x, _ in data], collate, BatchingConfig(batch_size=batch_size, seed=seed),
+                            world.rank, world.size)
+    memory = config.problem is Problem.MEMORY
+    return TrainingJob(build_model(config), make_objective(config.problem), loader, len(loader.sampler),
+                       {"task": "toy", "toy": config.to_dict()}, evaluate=lambda m: evaluate(m, config.problem, dev),
+                       metric="mse" if memory else "sequence_accuracy", minimize=memory)

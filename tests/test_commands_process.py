@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from rnnkit.memory import keep_freed_memory
+from rnnkit.commands.process import keep_freed_memory
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc setting")

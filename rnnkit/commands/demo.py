@@ -1,48 +1,59 @@
-"""`rnnkit demo`: what the toolkit can do, on real data, in about three minutes."""
+"""`rnnkit demo`: what the toolkit can do, on real data, in about three minutes: binary
+addition that generalises to longer numbers, a part-of-speech tagger next to its
+baselines, and a character-level language model on Python's standard library."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from rnnkit.batch import BatchingConfig
+from rnnkit.commands.common import AUTO, seed_everything, thread_count
+from rnnkit.commands.process import keep_freed_memory, set_threads
+from rnnkit.commands.threads import AdaptiveThreads
 from rnnkit.data.corpora import fetch
 from rnnkit.data.pysource import load_python_sources
 from rnnkit.data.tagged import read_slash
+from rnnkit.decode import sample
 from rnnkit.hmm import HMMTagger
 from rnnkit.layers import RNN
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.metrics import tagging_metrics
 from rnnkit.ngram import NGram
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
-from rnnkit.tasks.lm import LanguageModel, LMConfig, bits_per_symbol, sample, stream_objective
+from rnnkit.tasks.lm import LanguageModel, LMConfig, bits_per_symbol, stream_objective
 from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
 from rnnkit.tasks.tagger import objective as tagger_objective
 from rnnkit.tdnn import TDNN
-from rnnkit.threads import ThreadConfig
 from rnnkit.train import FitConfig, fit
 from rnnkit.vocab import UNK, Vocab
+
+DEFAULT_SENTENCE = "The old man the boats , said the surprised editor ."
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     seed: int = 0
     tag_seconds: float = 70.0  # training budget of the POS tagger
-    sentence: str = "The old man the boats , said the surprised editor ."  # tagged at the end
+    sentence: str = DEFAULT_SENTENCE  # tagged at the end
     lm_seconds: float = 60.0  # training budget of the character language model
     prime: str = "def "  # text the sample starts from
     sample_length: int = 400
     temperature: float = 0.7
     test_chars: int = 200_000  # held-out characters scored
-    adaptive_threads: bool = True  # each batch on 1 thread or all, whichever is faster (rnnkit.threads)
+    adaptive_threads: bool = False  # --threads auto: each batch on 1 thread or all, whichever is faster
+
+
+def _threads(config: DemoConfig) -> list[AdaptiveThreads]:
+    return [AdaptiveThreads()] if config.adaptive_threads else []
 
 
 def binary_addition(config: DemoConfig, say) -> dict:
-    say("== Binary addition (seeds 002/003): train on 8-bit numbers, test on longer ones ==")
+    say("== Binary addition: train on 8-bit numbers, test on longer ones ==")
     results = {}
     for name, layer in (("Elman RNN, 16 units", RNN(2, 16)), ("TDNN, window 4 (baseline)", TDNN(2, 16, window=4))):
         g = torch.Generator().manual_seed(config.seed)
@@ -57,7 +68,7 @@ def binary_addition(config: DemoConfig, say) -> dict:
 
 
 def pos_tagger(config: DemoConfig, say) -> dict:
-    say("\n== Part-of-speech tagging, English (OANC, 48 Penn tags; seed 000) ==")
+    say("\n== Part-of-speech tagging, English (OANC, 48 Penn tags) ==")
     paths = fetch("oanc-pos")
     train, test = read_slash(paths["train"]), read_slash(paths["test"])
     words, tags = [s.tokens for s in train], [s.tags for s in train]
@@ -83,8 +94,7 @@ def pos_tagger(config: DemoConfig, say) -> dict:
                             BatchingConfig(batch_size=32, seed=config.seed))
     start = time.perf_counter()
     fit_state = fit(model, tagger_objective, loader, torch.optim.Adam(model.parameters(), lr=0.01),
-                    FitConfig(epochs=1, max_minutes=config.tag_seconds / 60, clip_norm=5.0,
-                              threads=ThreadConfig(adaptive=config.adaptive_threads)))
+                    FitConfig(epochs=1, max_minutes=config.tag_seconds / 60, clip_norm=5.0), _threads(config))
     elapsed = time.perf_counter() - start
     neural = NeuralTagger(model, vocabs, tconfig)
     results["bilstm"] = tagging_metrics(gold, neural.tag(test_words), test_words, known)
@@ -101,7 +111,7 @@ def pos_tagger(config: DemoConfig, say) -> dict:
 
 
 def char_language_model(config: DemoConfig, say) -> dict:
-    say("\n== Character-level LSTM on Python's standard library (char-rnn, seed 002) ==")
+    say("\n== Character-level LSTM on Python's standard library (char-rnn) ==")
     corpus = load_python_sources()
     vocab = Vocab.build([corpus.train], specials=(UNK,), min_freq=20)
     train = torch.tensor(vocab.encode(corpus.train))
@@ -118,8 +128,8 @@ def char_language_model(config: DemoConfig, say) -> dict:
     loader = StreamLoader(train, batch_size, bptt)  # truncated BPTT, state carried from chunk to chunk
     start = time.perf_counter()
     fit_state = fit(model, stream_objective, loader, torch.optim.Adam(model.parameters(), lr=3e-3),
-                    FitConfig(epochs=1, max_minutes=config.lm_seconds / 60, carry_state=True, clip_norm=5.0,
-                              threads=ThreadConfig(adaptive=config.adaptive_threads)))
+                    FitConfig(epochs=1, max_minutes=config.lm_seconds / 60, carry_state=True, clip_norm=5.0),
+                    _threads(config))
     elapsed = time.perf_counter() - start
     seen = fit_state.step * batch_size * bptt
     bpc = bits_per_symbol(model, test)
@@ -141,9 +151,29 @@ def char_language_model(config: DemoConfig, say) -> dict:
 
 
 def run_demo(config: DemoConfig, say=print) -> dict:
-    np.random.seed(config.seed)
+    seed_everything(config.seed)
     return {"binary_addition": binary_addition(config, say), "pos": pos_tagger(config, say),
             "char_lm": char_language_model(config, say)}
+
+
+def _demo(args: argparse.Namespace, argv: list[str]) -> int:
+    set_threads(args.threads if isinstance(args.threads, int) else None)
+    keep_freed_memory()
+    run_demo(DemoConfig(seed=args.seed, tag_seconds=args.tag_seconds, sentence=args.sentence,
+                        lm_seconds=args.lm_seconds, prime=args.prime, adaptive_threads=args.threads == AUTO))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="binary addition, a POS tagger, a character LSTM on Python sources")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--threads", type=thread_count, default=None,
+                      help="a count (default: every core), or auto: each batch on 1 thread or all, the faster")
+    demo.add_argument("--sentence", default=DEFAULT_SENTENCE, help="an English sentence to tag (tokens by spaces)")
+    demo.add_argument("--tag-seconds", type=float, default=70.0, help="tagger training budget")
+    demo.add_argument("--lm-seconds", type=float, default=60.0, help="language-model training budget")
+    demo.add_argument("--prime", default="def ", help="text the generated sample starts from")
+    demo.set_defaults(run=_demo)
 
 
 

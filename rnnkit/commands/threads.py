@@ -1,12 +1,11 @@
-"""How many threads each training update runs on: one, or all the process has, whichever
-trains more words per second at the moment.
+"""``--threads auto``: each training update on one thread or on all the process has,
+whichever trains more words per second at the moment. A process setting, so it lives
+with the command line; it enters the training loop as a callback (:class:`AdaptiveThreads`).
 
 Every parallel region of an update (a matrix product, an optimizer pass) waits for all its
 threads. When another process takes a core, the thread on it is descheduled and each region
-stalls until it runs again. On this 2-core machine, with one core kept busy by another
-process, the BiLSTM tagger's updates ran 3.4x slower on 2 threads than on 1, and the
-RNNLM's at batch 1 2.4x slower; on a quiet machine the same RNNLM trains 40% faster on 2
-(BENCHMARKS.md, change 23). Neither count is right all the time, so it is measured.
+stalls until it runs again, so on a shared machine fewer threads can train faster; on a
+quiet one more threads do. Neither count is right all the time, so it is measured.
 
 :class:`ThreadChooser` times the updates it runs. Every so often it times a segment of
 updates on the other count, right after a segment on the chosen one, and keeps the faster:
@@ -19,9 +18,8 @@ choice stands the comparisons grow rarer, from ``first_wait`` up to ``longest_wa
 of training.
 
 The choice depends on timing, so a run's last bits can differ from one run to the next
-when more than one thread is allowed (results at 1 and 2 threads round differently). For
-bitwise reproducible runs fix the count (``adaptive=False``; ``--threads N`` on the
-command line).
+(results at 1 and 2 threads round differently): that is why it is opt-in. Without
+``--threads auto`` the count is fixed and two runs with one seed are bitwise identical.
 
 Example::
 
@@ -43,6 +41,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+
+from rnnkit.batch import Batch
+from rnnkit.train import Callback, FitState
 
 
 @dataclass(frozen=True)
@@ -172,3 +173,21 @@ class ThreadChooser:
             lost = probe.seconds - probe.words / max(self.base, 1e-9)
             self.reference, self.wait = self.base, min(max(2 * self.wait, lost / c.overhead), c.longest_wait)
             self.wins = 0
+
+
+class AdaptiveThreads(Callback):
+    """The training loop's hook for a :class:`ThreadChooser`: each batch's updates run on
+    the count it chooses, and the process's count is put back after every batch."""
+
+    def __init__(self, chooser: ThreadChooser | None = None):
+        self.chooser = chooser or ThreadChooser(ThreadConfig(adaptive=True))
+        self._update: contextlib.AbstractContextManager | None = None
+
+    def on_batch_start(self, fit: FitState, batch: Batch) -> None:
+        self._update = self.chooser.update(batch.tokens)
+        self._update.__enter__()
+
+    def on_batch_end(self, fit: FitState, batch: Batch) -> None:
+        if self._update is not None:
+            update, self._update = self._update, None
+            update.__exit__(None, None, None)

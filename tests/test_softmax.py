@@ -1,13 +1,15 @@
-"""linear_cross_entropy against F.cross_entropy(F.linear(...), reduction="sum"): the loss
-and every gradient, with and without bias, in float64 and float32, chunked unevenly, on
-the C++ path and the plain-torch path; bfloat16 under autocast stays close; bad input."""
+"""linear_cross_entropy and SoftmaxOutput against F.cross_entropy(F.linear(...),
+reduction="sum"): the loss and every gradient, with and without bias, in float64 and
+float32, chunked unevenly, on the C++ path and the plain-torch path; the module's
+parameters as nn.Linear's (names, shapes, the same initial values); bfloat16 under
+autocast stays close; bad input."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit import fused_softmax
-from rnnkit.fused_softmax import linear_cross_entropy
+from rnnkit import softmax as fused_softmax
+from rnnkit.softmax import SoftmaxOutput, linear_cross_entropy
 
 
 def _reference(h, w, b, t):
@@ -37,6 +39,24 @@ def test_equals_linear_then_cross_entropy(path, bias, dtype, monkeypatch):
     tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
     for a, r in zip(ours, ref):
         torch.testing.assert_close(a, r, **tol)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_module_is_a_linear_layer_whose_loss_is_fused(bias):
+    """SoftmaxOutput holds nn.Linear's parameters (the same draws from the same seed), its
+    logits are the linear layer's, and its forward is their summed cross-entropy."""
+    torch.manual_seed(3)
+    layer = SoftmaxOutput(6, 11, bias=bias)
+    torch.manual_seed(3)
+    linear = torch.nn.Linear(6, 11, bias=bias)
+    assert dict(layer.named_parameters()).keys() == dict(linear.named_parameters()).keys()
+    for a, b in zip(layer.parameters(), linear.parameters()):
+        assert torch.equal(a, b)
+    h, t = torch.randn(2, 4, 6), torch.randint(0, 11, (8,))
+    torch.testing.assert_close(layer.logits(h), linear(h))
+    torch.testing.assert_close(layer(h.flatten(0, 1), t), _reference(h.flatten(0, 1), linear.weight, linear.bias, t))
+    with pytest.raises(ValueError, match="chunk"):
+        SoftmaxOutput(6, 11, chunk=0)
 
 
 def test_bfloat16_under_autocast_is_close():

@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 
 from rnnkit.checkpoint import latest_checkpoint
 from rnnkit.cli import build_parser, main
-from rnnkit.commands.common import run_config
 
 TRAIN = ["toy", "train", "--problem", "parity", "--cell", "lstm", "--threads", "1", "--train-size", "400",
          "--epochs", "3", "--checkpoint-every", "4", "--seed", "11", "--weight-noise", "0.01", "--log-every", "1000"]
@@ -98,9 +97,7 @@ def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
     auto = parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", "auto"])
     default = parser.parse_args(["toy", "train", "--out", str(tmp_path)])
     fixed = parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", "2"])
-    assert auto.threads is None and run_config(auto).fit.threads.adaptive
-    assert run_config(default).fit.threads.adaptive
-    assert fixed.threads == 2 and not run_config(fixed).fit.threads.adaptive
+    assert auto.threads == "auto" and default.threads is None and fixed.threads == 2
     for bad in ("0", "two"):
         with pytest.raises(SystemExit):
             parser.parse_args(["toy", "train", "--out", str(tmp_path), "--threads", bad])
@@ -108,7 +105,7 @@ def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
     for command in (["toy", "eval", "--model", str(tmp_path)], ["lm", "generate", "--model", str(tmp_path)],
                     ["classify", "predict", "--model", str(tmp_path)]):  # inference: a count, or all the cores
         assert parser.parse_args([*command, "--threads", "3"]).threads == 3
-        assert parser.parse_args([*command, "--threads", "auto"]).threads is None
+        assert parser.parse_args([*command, "--threads", "auto"]).threads == "auto"
         with pytest.raises(SystemExit):
             parser.parse_args([*command, "--threads", "0"])
         assert "argument --threads: must be a count >= 1" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+"""Decoding: turning a model's output distributions into sequences.
+
+- :func:`ctc_greedy_decode`: CTC's best path (Graves et al. 2006): the most probable
+  label at every step, repeats merged, blanks removed.
+- :func:`filter_logits` and :func:`sample`: drawing from the output distribution and
+  feeding the draw back in (generation), with temperature, top-k (Fan et al. 2018) and
+  nucleus (top-p, Holtzman et al. 2020) filtering.
+- Viterbi decoding stays with the models that own it: :meth:`rnnkit.crf.CRF.decode`
+  and :meth:`~rnnkit.crf.CRF.decode_nbest` (exact k-best) for the linear-chain CRF,
+  :meth:`rnnkit.hmm.HMMTagger.tag` for the HMM.
+
+Dimensions: B batch, T time, K labels, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.checks import LengthsLike, check_lengths, check_tensor
+
+
+def ctc_greedy_decode(log_probs: Tensor, lengths: LengthsLike, blank: int = 0) -> list[list[int]]:
+    """Best-path decoding: argmax at each of the L_b steps, merge repeats, drop blanks.
+
+    log_probs: (B, T, K) (any monotone scores will do); lengths: L (B,) in [0, T].
+
+    Example:
+        >>> ctc_greedy_decode(torch.eye(3)[[1, 1, 0, 1, 2, 2, 0]].log()[None], [7])
+        [[1, 1, 2]]
+    """
+    B, T, K = check_tensor(log_probs, "log_probs", "BTK").shape
+    lengths = check_lengths(lengths, log_probs, "lengths", T, "T")
+    if not 0 <= blank < K:
+        raise ValueError(f"blank must be in [0, K={K}); got {blank}")
+    best = log_probs.argmax(2)  # (B, T)
+    paths = (torch.unique_consecutive(best[b, :L]).tolist() for b, L in enumerate(lengths.tolist()))
+    return [[k for k in path if k != blank] for path in paths]
+
+
+def filter_logits(scores: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """scores (V,) with every symbol outside the k best, and outside the nucleus, set to -inf.
+
+    The nucleus is the smallest set of most probable symbols whose probability under
+    softmax(scores) reaches ``top_p``: a symbol is kept when the symbols ranked above it
+    hold less than ``top_p`` (the best one always is).
+
+    Example:
+        >>> filter_logits(torch.tensor([1.0, 3.0, 2.0]), top_k=2)
+        tensor([-inf, 3., 2.])
+    """
+    if top_k is not None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1; got {top_k}")
+        kth = scores.topk(min(top_k, scores.numel())).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
+        probs, order = scores.softmax(-1).sort(descending=True)  # (V,), (V,)
+        above = probs.cumsum(0) - probs  # (V,) mass of the symbols ranked higher
+        drop = torch.zeros_like(above, dtype=torch.bool).scatter(0, order, above >= top_p)
+        scores = scores.masked_fill(drop, float("-inf"))
+    return scores
+
+
+@torch.no_grad()
+def sample(model: nn.Module, prime: list[int], length: int, *, temperature: float = 1.0,
+           top_k: int | None = None, top_p: float | None = None, stop: int | None = None,
+           generator: torch.Generator | None = None) -> list[int]:
+    """Feed ``prime``, then draw up to ``length`` symbols one at a time, each fed back in.
+
+    ``model(ids (1, T), state=state) -> (logits (1, T, V), state)`` is any language model
+    of :mod:`rnnkit.tasks.lm`. The state is kept across the prime and the generated
+    text. Each draw is from softmax(logits / temperature), restricted by
+    :func:`filter_logits` to the ``top_k`` best and the ``top_p`` nucleus. Drawing
+    ``stop`` (e.g. ``</s>``) ends the text; it is the last symbol returned.
+    """
+    if not prime:
+        raise ValueError("prime must hold at least one symbol")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}")
+    if length < 0:
+        raise ValueError(f"length must be >= 0; got {length}")
+    model.eval()
+    device = next(model.parameters()).device
+    logits, state = model(torch.tensor([prime], device=device))
+    last = logits[0, -1]  # (V,)
+    out = []
+    for _ in range(length):
+        scores = filter_logits(last / temperature, top_k, top_p)
+        symbol = int(torch.multinomial(scores.softmax(-1).cpu(), 1, generator=generator))
+        out.append(symbol)
+        if symbol == stop:
+            break
+        logits, state = model(torch.tensor([[symbol]], device=device), state=state)
+        last = logits[0, -1]
+    return out
