@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 setup: $(STAMP)
 
 # torch is pinned to the CPU build first, so that no dependency pulls a CUDA one. Then the
-# fused C++ recurrences are compiled (~45 s, once; rnnkit works without them, slower).
+# fused C++ recurrences are compiled (once, cached by torch; rnnkit works without them, slower).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
@@ -21,13 +21,15 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/rnnkit demo
 
+# Every test twice: with rnnkit's C++ extension, and without it (RNNKIT_NO_EXTENSION=1: the
+# extension's own tests skip, every other path runs on torch's kernels and the reference loop).
 test: setup
-	$(BIN)/ruff check rnnkit tests
+	$(BIN)/ruff check rnnkit tests bench
 	$(BIN)/python -m pytest -q
+	RNNKIT_NO_EXTENSION=1 $(BIN)/python -m pytest -q
 
 # DyNet's Table 2 and the layer kernels at 1 thread, then Table 2 at 2 threads, side by side
-# (~25 minutes; 9 short alternating windows per implementation, as the machine's speed drifts;
-# see BENCHMARKS.md).
+# (9 short alternating windows per implementation, as the machine's speed drifts; BENCHMARKS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python -m bench.table2 --threads 1 --seconds 1 --repeats 9 --bf16 --sparse-lm

@@ -1,6 +1,6 @@
 """Padded batches with lengths, and the sampler that groups sequences into them.
 
-Sequences are bucketed by length (seed 000): sorted by length (ties in a
+Sequences are bucketed by length (as in Graves et al. 2013, Khomenko et al. 2016): sorted by length (ties in a
 random order that changes each epoch), cut into consecutive batches by a token
 budget (padding counted) or a sequence count, and the batch order shuffled
 each epoch, reproducibly from (seed, epoch). For data-parallel training the

@@ -131,7 +131,7 @@ class LSTMCell(Cell):
     Sak et al. 2014 eqs. 1-6). ``proj_size=P > 0`` gives LSTMP (Sak et al.
     2014): the recurrent and emitted state is the projection r(t) of width P.
     Without biases, a peephole LSTMP with an n_o-way output layer has
-    n_c·n_r·4 + n_i·n_c·4 + n_r·n_o + n_c·n_r + n_c·3 weights (seed 001).
+    n_c·n_r·4 + n_i·n_c·4 + n_r·n_o + n_c·n_r + n_c·3 weights (Sak et al. 2014).
 
     The forget-gate bias starts at 1 (Jozefowicz et al. 2015; Keras'
     ``unit_forget_bias``); other weights ~ U(-1/sqrt(H), 1/sqrt(H)).

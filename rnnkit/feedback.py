@@ -1,4 +1,4 @@
-"""Output-feedback networks: Jordan and NARX (seeds 003, 004).
+"""Output-feedback networks: Jordan (Jordan 1986) and NARX (Lin et al. 1996).
 
 Their recurrence is fed by past *outputs*. While training, the fed-back value
 at each step is either the true target (open loop, "series-parallel", teacher

@@ -1,5 +1,5 @@
-"""Supervised first-order HMM tagger: smoothed counts and Viterbi (the baseline of
-seed 000's comparison), with unknown words handled by their suffix and shape.
+"""Supervised first-order HMM tagger: smoothed counts and Viterbi, the count-based
+baseline taggers are measured against, with unknown words handled by their suffix and shape.
 
     P(t_1..t_n, w_1..w_n) = Π_i P(t_i | t_{i-1}) · P(w_i | t_i)
 

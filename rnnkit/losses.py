@@ -1,4 +1,4 @@
-"""Divergences between a padded batch of outputs and its targets (seed 002).
+"""Divergences between a padded batch of outputs and its targets.
 
 Every loss takes padded tensors plus lengths. Padding reaches no computation:
 the valid steps are selected (indexing, ``torch.where``), never multiplied by a
@@ -77,7 +77,7 @@ def _sum_steps(step: Tensor, b: Tensor, t: Tensor, weights: Tensor | None, B: in
 def masked_cross_entropy(logits: Tensor, targets: Tensor, lengths: LengthsLike, weights: Tensor | None = None,
                          reduction: Reduction = Reduction.MEAN, ignore_index: int | None = None,
                          label_smoothing: float = 0.0) -> Tensor:
-    """Per-step cross-entropy over the valid steps: the weighted sum of per-time divergences (seed 002).
+    """Per-step cross-entropy over the valid steps: the weighted sum of per-time divergences.
 
     Div = Σ_b Σ_{t < L_b, y_bt ≠ ignore_index} w_bt · (−log softmax(z_bt)[y_bt]), then ``reduction``.
     logits z: (B, T, K); targets y: (B, T) int; lengths L: (B,) in [0, T]; weights w: (B, T) or None (all 1).
@@ -138,7 +138,7 @@ def last_step_cross_entropy(logits: Tensor, labels: Tensor, lengths: LengthsLike
 
 def sequence_label_cross_entropy(logits: Tensor, labels: Tensor, lengths: LengthsLike,
                                  weights: Tensor | None = None) -> Tensor:
-    """Every valid step scored against its sequence's label (seed 002), averaged per sequence then over B.
+    """Every valid step scored against its sequence's label, averaged per sequence then over B.
 
     Div = (1/B) Σ_b (1/L_b) Σ_{t < L_b} w_bt · (−log softmax(z_bt)[c_b]); logits z: (B, T, K);
     labels c: (B,) int; lengths L: (B,) in [1, T]; weights w: (B, T) or None. For another reduction,

@@ -1,4 +1,4 @@
-"""Time-delay neural network: the finite-response baseline (seeds 002, 003).
+"""Time-delay neural network (Waibel et al. 1989): the finite-response baseline.
 
     y(t) = act(W [x(t-N+1); ...; x(t)] + b)
 

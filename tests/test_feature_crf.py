@@ -1,5 +1,6 @@
-"""Sparse-feature CRF baseline (CRFsuite): features as documented; trained on real
-Twitter NER it finds entity spans far better than chance, and reloads from its file."""
+"""Sparse-feature CRF baseline (CRFsuite): features as documented; trained on 250 real
+Twitter NER sentences it reaches the span F1 it is known to reach on the other 50
+(L-BFGS is deterministic: 0.26 when this test was written), and reloads from its file."""
 
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def test_learns_real_ner(tmp_path):
     predicted = [crf.tag(s.tokens) for s in test]
     m = tagging_metrics([s.tags for s in test], predicted)
     o_only = tagging_metrics([s.tags for s in test], [["O"] * len(s.tokens) for s in test])
-    assert m["accuracy"] > o_only["accuracy"] and m["f1"] > 0.05
+    assert m["accuracy"] > o_only["accuracy"] and m["accuracy"] >= 0.97
+    assert m["f1"] >= 0.22 and m["precision"] >= 0.6  # a lost feature group falls below these
     again = FeatureCRF(tmp_path / "crf.model")
     assert [again.tag(s.tokens) for s in test] == predicted

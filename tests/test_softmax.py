@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit import softmax as fused_softmax
+from rnnkit import softmax
 from rnnkit.softmax import SoftmaxOutput, linear_cross_entropy
 
 
@@ -28,7 +28,7 @@ def _grads(fn, h, w, b, t):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_equals_linear_then_cross_entropy(path, bias, dtype, monkeypatch):
     if path == "torch":
-        monkeypatch.setattr(fused_softmax.fused, "extension", lambda: None)
+        monkeypatch.setattr(softmax.fused, "extension", lambda: None)
     g = torch.Generator().manual_seed(0)
     N, H, V = 23, 5, 37  # chunks of 4: the last one partial
     h, w = torch.randn(N, H, generator=g, dtype=dtype), torch.randn(V, H, generator=g, dtype=dtype)
@@ -61,7 +61,7 @@ def test_module_is_a_linear_layer_whose_loss_is_fused(bias):
 
 def test_bfloat16_under_autocast_is_close():
     g = torch.Generator().manual_seed(1)
-    N = fused_softmax.LOW_PRECISION_ROWS + 5  # enough rows for the bfloat16 products
+    N = softmax.LOW_PRECISION_ROWS + 5  # enough rows for the bfloat16 products
     h, w, b = torch.randn(N, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
     t = torch.randint(0, 300, (N,), generator=g)
     ref = _grads(_reference, h, w, b, t)
@@ -81,16 +81,16 @@ def test_bfloat16_rows_padded_for_the_products_change_nothing(monkeypatch):
     oneDNN): the loss and every gradient equal those of the unpadded products, and the
     padded rows reach no gradient. The padding: a multiple of 16, or of 1/16 of the
     count's power of two; at most 1/8 more rows."""
-    assert [fused_softmax._padded_rows(n) for n in (1, 16, 17, 129, 1000, 1025)] == [16, 16, 32, 144, 1024, 1152]
-    assert all(n <= fused_softmax._padded_rows(n) <= n * 9 / 8 for n in range(128, 5000))
+    assert [softmax._padded_rows(n) for n in (1, 16, 17, 129, 1000, 1025)] == [16, 16, 32, 144, 1024, 1152]
+    assert all(n <= softmax._padded_rows(n) <= n * 9 / 8 for n in range(128, 5000))
     g = torch.Generator().manual_seed(2)
-    N = fused_softmax.LOW_PRECISION_ROWS + 5  # not a multiple of 16
+    N = softmax.LOW_PRECISION_ROWS + 5  # not a multiple of 16
     h, w, b = torch.randn(N, 16, generator=g), torch.randn(300, 16, generator=g) * 0.3, torch.randn(300, generator=g)
     t = torch.randint(0, 300, (N,), generator=g)
-    assert fused_softmax._padded_rows(N) == 80
+    assert softmax._padded_rows(N) == 80
     runs = []
-    for padded in (lambda n: n, fused_softmax._padded_rows):
-        monkeypatch.setattr(fused_softmax, "_padded_rows", padded)
+    for padded in (lambda n: n, softmax._padded_rows):
+        monkeypatch.setattr(softmax, "_padded_rows", padded)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             runs.append(_grads(lambda *a: linear_cross_entropy(*a, chunk=32), h, w, b, t))
     for a, r in zip(*runs):
@@ -118,7 +118,7 @@ def test_bad_input_names_the_problem():
 def test_a_kept_block_is_reused_only_once_its_tensor_is_freed():
     """kept_empty's blocks go back to a small cache when the last tensor on them is freed,
     and come back for a request they fit (not one under half their size)."""
-    kernel = fused_softmax.fused.extension()
+    kernel = softmax.fused.extension()
     if kernel is None:
         pytest.skip("the extension is not built")
     like = torch.empty(0)
@@ -138,7 +138,7 @@ def test_logits_in_kept_blocks_stay_correct_across_steps_and_a_retained_graph(mo
     """Every logits buffer in a kept block (KEPT_BYTES 0): two steps and a second backward
     through a retained graph, after another forward pass had taken a block, give the same
     losses and gradients as the unfused layer."""
-    monkeypatch.setattr(fused_softmax, "KEPT_BYTES", 0)
+    monkeypatch.setattr(softmax, "KEPT_BYTES", 0)
     g = torch.Generator().manual_seed(0)
     h, w, b = torch.randn(19, 6, generator=g), torch.randn(41, 6, generator=g), torch.randn(41, generator=g)
     targets = [torch.randint(0, 41, (19,), generator=g) for _ in range(3)]

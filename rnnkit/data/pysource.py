@@ -1,5 +1,5 @@
-"""Python's standard-library sources as a character corpus (char-rnn on Linux
-source, seed 002, in the spirit of; the files are on every machine with Python)."""
+"""Python's standard-library sources as a character corpus, in the spirit of char-rnn
+on Linux source (Karpathy 2015); the files are on every machine with Python."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ through time, and of the projections, written out by hand. The extension is
 compiled on first use (``make setup`` does it once) and cached by torch (``TORCH_EXTENSIONS_DIR``); if it
 cannot be built (or ``RNNKIT_NO_EXTENSION=1`` is set), :func:`available` is
 False, rnnkit says so once, and layers run on torch's kernels or the reference
-loop. The same extension holds the one-pass Adam updates (:mod:`rnnkit.optim`)
-and the softmax row pass (:mod:`rnnkit.fused_softmax`), which fall back likewise.
+loop. The same extension holds the one-pass Adam updates (:mod:`rnnkit.adam`)
+and the softmax row pass (:mod:`rnnkit.softmax`), which fall back likewise.
 
 The stack runs time-major: x is transposed once, the batch is sorted by length
 (longest first, as the kernel requires) once, and both are undone at the end.
@@ -40,8 +40,7 @@ CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / name for name in ("layer.cpp", "recurrent.cpp", "softmax.cpp", "optim.cpp", "blocks.cpp")]
 ACTIVATIONS = {Activation.TANH: 0, Activation.RELU: 1, Activation.SIGMOID: 2}
 # Under bfloat16 autocast the input projections run in bfloat16 from this many rows (B·T)
-# on; below it, casting the weights and inputs costs as much as the products save, and
-# more at 2 threads (BENCHMARKS.md, change 18)
+# on; below it, casting the weights and inputs costs as much as the products save
 LOW_PRECISION_ROWS = 512
 
 

@@ -1,4 +1,4 @@
-"""Binary addition, the toy problem of seeds 002/003: an RNN reads two numbers
+"""Binary addition, the classic toy problem of recurrent networks: an RNN reads two numbers
 bit by bit, least significant first, and emits the bits of their sum. Trained on
 N-bit numbers, a recurrent net that has learned the carry adds numbers of any
 length; a fixed-window (TDNN) network cannot carry beyond its window."""
@@ -56,7 +56,7 @@ class Adder(nn.Module):
 
 
 def train_adder(model: Adder, config: AdderConfig, generator: torch.Generator) -> Adder:
-    """Train by full BPTT on the per-step cross-entropy (seed 002)."""
+    """Train by full BPTT on the per-step cross-entropy."""
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     for _ in range(config.steps):
         x, y = addition_batch(config.batch_size, config.train_bits, generator)

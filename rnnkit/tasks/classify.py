@@ -1,4 +1,4 @@
-"""Sequence classification, many-to-one (seeds 002, 004): a recurrent layer reads
+"""Sequence classification, many-to-one: a recurrent layer reads
 a whole sequence (the words of a sentence, or real-valued feature frames) and one
 label is predicted for it.
 
@@ -9,7 +9,7 @@ What the output layer sees is chosen by :class:`Pool`:
 - MEAN, MAX: the mean or the element-wise maximum over the valid steps only.
 - ATTENTION: s = Σ_t α_t y_t, α = softmax over the valid steps of v · tanh(W y_t + b).
 - EVERY_STEP: no summary; every step is scored against the sequence's label
-  (seed 002's divergence at every step), and a prediction averages the
+  (a divergence at every step), and a prediction averages the
   per-step log-probabilities over the valid steps.
 
 Padding never reaches a computation: valid steps are selected with

@@ -1,5 +1,5 @@
 """The fixed-window neural probabilistic language model of Bengio et al. (2003)
-(seeds 002, 003): the baseline the recurrent language models are measured against.
+the baseline the recurrent language models are measured against.
 
 The previous n - 1 symbols are looked up in a shared table C, concatenated
 (oldest first), passed through one tanh hidden layer, and scored by a softmax:

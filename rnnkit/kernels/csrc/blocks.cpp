@@ -1,9 +1,8 @@
-// Large blocks kept for the next training step (rnnkit/fused_softmax.py's logits).
+// Large blocks kept for the next training step (rnnkit/softmax.py's logits).
 //
 // glibc's malloc hands every block above 32 MiB back to the system when it is freed, even
-// with rnnkit.memory's setting (32 MiB is the most its threshold takes), so a step that
-// allocates its (N, V) logits afresh takes a page fault per 4 KiB it touches: at minibatch
-// 64 of the benchmark's RNNLM (54 MB of float32 logits) ~36 ms of a ~320 ms update. A
+// with the commands' allocator setting (32 MiB is the most its threshold takes), so a step
+// that allocates its (N, V) logits afresh takes a page fault per 4 KiB page it touches. A
 // tensor made by kept_empty gives its block to a small cache when its last user lets go
 // (a backward pass done with it, a graph freed); the next request that the block fits
 // takes it back, its pages still mapped. Like malloc's own free lists this is state of

@@ -80,9 +80,8 @@ inline void blas(const char* ta, const char* tb, const int* m, const int* n, con
 
 // MKL's own threads, off while one of these lives on a thread (the thread's previous
 // setting restored after) for a layer whose per-step product is small: it finishes
-// before a second thread wakes, and the wake-ups cost more than they save. At 2 threads
-// the BiLSTM tagger (1 x 200 x 50 per step) trains 10-17% faster serial, while an LSTM of
-// 256 units at batch 1 (1 x 1024 x 256) is ~15% slower serial (BENCHMARKS.md). A weak
+// before a second thread wakes, and the wake-ups cost more than they save; a large
+// per-step product (an LSTM of 256 units: 1 x 1024 x 256) keeps MKL's threads. A weak
 // reference: with a BLAS other than MKL this does nothing.
 extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
 constexpr int64_t kSerialBlasMacs = int64_t(1) << 17;  // multiply-adds per step
@@ -112,13 +111,11 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
 
 // The per-step product out (rows, N) = h (rows, K) W^T + beta out (beta 0 or 1) of a
 // row-major W (N, K). BLAS takes each output of a product by a transposed matrix as a dot
-// product of a row of W with h, and at a few rows of a small W its horizontal sums dominate:
-// MKL spends ~1.6 µs on the tagger LSTM's 1 x 50 -> 200 step, ~40% of its forward pass. For
-// at most kRows rows and a W of at most kElements values, W is transposed once per call
+// product of a row of W with h, and at a few rows of a small W its horizontal sums dominate.
+// For at most kRows rows and a W of at most kElements values, W is transposed once per call
 // into (K, N), and a step is K broadcasts of h[k] multiplied into row k of it, summed in
-// registers (the tagger's BiLSTM forward over 25 steps: 245 µs against BLAS's 357; its
-// character BiLSTM, 3 words x 8 steps: 300 against 369). Larger products keep BLAS
-// (transposing a 1,024 x 256 W costs more than a sentence's steps save; BENCHMARKS.md).
+// registers. Larger products keep BLAS (transposing a large W costs more than a sentence's
+// steps save).
 template <typename T> struct StepProduct {
   static constexpr int64_t kRows = 4, kElements = int64_t(1) << 15;
   const T* w;
@@ -141,10 +138,7 @@ template <typename T> struct StepProduct {
 
   // The backward's product out (rows, K) = g (rows, N) W + beta out (beta 0 or 1), by hand for
   // one row, or at most kRows rows of a W of at most kElements values (W's rows as they are,
-  // no copy). In one process, alternating (BiLSTM, 25 steps, both directions): the tagger's
-  // 1 x 200 -> 50 backward 243 µs against BLAS's 291; the RNNLM's 1 x 1024 -> 256 1,738
-  // against 1,816; at 4 rows of the RNNLM's W, whose every row reads W again, BLAS is
-  // faster (5,603 against 7,781), so it keeps those.
+  // no copy); a few rows of a large W, each of which reads W again, keep BLAS.
   void backward(int64_t rows, const T* g, T beta, T* out) const {
     if (rows > kRows || (rows > 1 && N * K > kElements)) {
       gemm<T>(false, false, rows, K, N, g, w, beta, out);

@@ -31,7 +31,7 @@ Tensor or_zeros(const Tensor& state, int64_t B, int64_t n, const Tensor& like) {
 }
 
 // x rounded up to a multiple of 16, or of 1/16 of x's power of two if larger: at most 8
-// sizes per doubling, at most 1/8 more (as rnnkit.fused_softmax._padded_rows).
+// sizes per doubling, at most 1/8 more (as rnnkit.softmax._padded_rows).
 inline int64_t padded(int64_t x) {
   int64_t bits = 0;
   while ((int64_t(1) << bits) < x) ++bits;  // bits = bit length of x - 1
@@ -40,8 +40,7 @@ inline int64_t padded(int64_t x) {
 }
 
 // a (m, k) @ b (k, n) or its transposes, in bfloat16 products when low (the result in a's
-// dtype). oneDNN compiles a kernel for every new shape (~20 ms each at the RNNLM's sizes)
-// and batches vary in B·T: in bfloat16, m and k are padded with zeros (padded()).
+// dtype). oneDNN compiles a kernel for every new shape, and batches vary in B·T: in bfloat16, m and k are padded with zeros (padded()).
 Tensor product(const Tensor& a, const Tensor& b, bool low) {
   if (!low) return at::mm(a, b);
   const int64_t m = a.size(0), k = a.size(1), mp = padded(m), kp = padded(k);

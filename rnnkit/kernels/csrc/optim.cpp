@@ -1,4 +1,4 @@
-// Adam updates in one pass per tensor (rnnkit/optim.py).
+// Adam updates in one pass per tensor (rnnkit/adam.py, rnnkit/adam_in_layers.py).
 
 #include "common.h"
 
@@ -231,7 +231,7 @@ void adam_rows_step(const Tensor& param, const Tensor& rows_in, const Tensor& va
 
 // Row `row` (D values) of p, m, v brought from step current[row] to step `to`, the row in L1
 // throughout. (Holding a few vectors in registers through all the steps was slower: the
-// square roots bound either form, ~0.4 ns per value and step on one core.)
+// square roots bound either form.)
 template <typename T>
 void catch_up_row(T* p, T* m, T* v, int64_t D, int64_t row, int64_t to, int64_t* current, const T* history,
                   int64_t base) {
@@ -324,7 +324,7 @@ void adam_deferred_step(const Tensor& param, const Tensor& rows_in, const Tensor
 }
 
 // Adam on a float32 parameter from a bfloat16 gradient (the output of a bfloat16 product,
-// rnnkit.optim.Adam.step_in_backward under autocast), also writing the parameter's bfloat16
+// rnnkit.adam_in_layers.AdamInLayers under autocast), also writing the parameter's bfloat16
 // copy (rounded to nearest even), which the next forward pass multiplies with instead of
 // casting the weight again.
 void adam_low_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& low,
@@ -349,7 +349,7 @@ void adam_low_step(const Tensor& param, const Tensor& grad, const Tensor& m, con
 }
 
 // The backward of a softmax layer's weight products with Adam's step of the weight fused in
-// (rnnkit.optim.Adam.step_in_backward): per block of vocabulary rows, while the block is in
+// (rnnkit.adam_in_layers.AdamInLayers): per block of vocabulary rows, while the block is in
 // cache, dh += g_b W_b (the weight before its update), dW_b = g_b^T hs into a small buffer,
 // then Adam on W_b. The (V, H) gradient is never written or read back.
 // g (N, V): dL/dlogits; w (V, H): the parameter; hs (N, H): the inputs times the upstream

@@ -5,7 +5,7 @@
 // Per step: one recurrent product (StepProduct in common.h: a direct BLAS call, or
 // for a few rows of a small weight a vector loop; no tensor made in the time loop)
 // into a preallocated buffer, then the gate arithmetic in one vectorised loop. The
-// backward pass through time is written out (seed 003's rules for the LSTM): per
+// backward pass through time is written out (the LSTM's rules as in Graves 2012, ch. 4): per
 // step one fused loop and one product for the gradient of the previous state; the
 // weight gradients are single large GEMMs over all steps at the end.
 //

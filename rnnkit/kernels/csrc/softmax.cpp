@@ -1,4 +1,4 @@
-// The softmax layer's loss, row by row (rnnkit/fused_softmax.py).
+// The softmax layer's loss, row by row (rnnkit/softmax.py).
 
 #include "common.h"
 
