@@ -46,15 +46,20 @@ class ScheduleStep(Callback):
 
 
 def best_epoch(history: list[dict[str, float]], metric: str, minimize: bool) -> int | None:
-    """Index in ``history`` of the best value of ``metric`` (the first, on ties)."""
-    values = [(h[metric], i) for i, h in enumerate(history) if metric in h and math.isfinite(h[metric])]
-    if not values:
-        return None
-    return (min(values) if minimize else max(values, key=lambda v: (v[0], -v[1])))[1]
+    """Index in ``history`` of the best value of ``metric``. Ties (an accuracy on a small dev
+    set often repeats) go to the lower dev ``loss`` where the records have one, then to the
+    earlier epoch."""
+    def key(i: int) -> tuple[float, float, int]:
+        value, loss = history[i][metric], history[i].get("loss", 0.0)
+        return (value if minimize else -value, loss if math.isfinite(loss) else math.inf, i)
+
+    finite = [i for i, h in enumerate(history) if metric in h and math.isfinite(h[metric])]
+    return min(finite, key=key) if finite else None
 
 
 class EarlyStopping(Callback):
-    """Stop when the dev ``metric`` has not improved for ``patience`` epochs.
+    """Stop when the dev ``metric`` has not improved for ``patience`` epochs (by
+    :func:`best_epoch`'s order: a tie with a lower dev loss is an improvement).
 
     Its state is derived from ``fit.history``, so it resumes with the checkpoint.
     """

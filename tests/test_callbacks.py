@@ -48,6 +48,9 @@ def test_early_stopping_and_best_epoch():
     EarlyStopping("loss", patience=3).on_epoch_end(state)
     assert not state.stop
     assert best_epoch([{"loss": math.nan}], "loss", True) is None
+    ties = [{"accuracy": 0.9, "loss": 0.5}, {"accuracy": 0.9, "loss": 0.3}, {"accuracy": 0.8, "loss": 0.1},
+            {"accuracy": 0.9, "loss": 0.3}]
+    assert best_epoch(ties, "accuracy", minimize=False) == 1  # the tie with the lower loss, the first of those
 
 
 def test_checkpointer_saves_every_n_updates_and_publishes_the_best_model(tmp_path):

@@ -214,3 +214,24 @@ def test_malformed_eval_and_predict_inputs(tmp_path, capsys, models, monkeypatch
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n  \n"))
     assert "<stdin>: no text to classify" in _one_error_line(capsys, "predict", "--model", models["text"])
     assert _predict(capsys, models["text"], "--data", text) in (["pos"], ["neg"])  # .txt: the model's format
+
+
+def test_defaults_follow_the_kind_of_data_and_flags_win(tmp_path, capsys):
+    """Series: a BiGRU summarised by its final states; text: a BiLSTM, max pooling, dropout,
+    words seen once as <unk>, a higher learning rate; and a flag given overrides them. Without
+    --dev, a stratified tenth of the training cases is held out (and said so)."""
+    series, text = _write_ts(tmp_path / "train.ts", 40, 0), _write_tsv(tmp_path / "train.tsv", _sentences(40, 0))
+    saved = {}
+    for name, data, extra in (("ts", series, []), ("tsv", text, []), ("flags", text, ["--cell", "gru", "--pool",
+                                                                                     "mean", "--no-bidirectional"])):
+        code, _, err = _run(capsys, "train", "--train", data, "--out", tmp_path / name, "--epochs", "1", *FAST, *extra)
+        assert code == 0, err
+        assert "4 of the 40 cases" in err and "held out as dev data" in err
+        saved[name] = json.loads((tmp_path / name / "model" / "config.json").read_text())
+    ts, tsv, flags = (saved[k]["classifier"] for k in ("ts", "tsv", "flags"))
+    assert (ts["cell"], ts["pool"], ts["bidirectional"], ts["hidden_size"], ts["dropout"]) == ("gru", "last", True, 64,
+                                                                                                0.0)
+    assert (tsv["cell"], tsv["pool"], tsv["bidirectional"], tsv["hidden_size"], tsv["dropout"]) == \
+        ("lstm", "max", True, 100, 0.5)
+    assert saved["tsv"]["text"]["min_freq"] == 2
+    assert (flags["cell"], flags["pool"], flags["bidirectional"]) == ("gru", "mean", False)

@@ -25,6 +25,7 @@ from rnnkit.commands.common import (
 from rnnkit.data.errors import DataError
 from rnnkit.layers import CellKind
 from rnnkit.tasks.classify import (
+    DEFAULTS,
     ClassifierConfig,
     ClassifyData,
     ModelKind,
@@ -50,9 +51,20 @@ def _format(given: str | None) -> Format | None:
     return None if given is None else Format(given)
 
 
+def _apply_defaults(args: argparse.Namespace) -> None:
+    """The flags not given take the defaults for the training file's kind of data."""
+    defaults = DEFAULTS[data_format(args.train, _format(args.format))]
+    for flag, value in (("cell", defaults.cell.value), ("pool", defaults.pool.value), ("hidden", defaults.hidden_size),
+                        ("dropout", defaults.dropout), ("lr", defaults.lr), ("min_freq", defaults.min_freq),
+                        ("bidirectional", defaults.bidirectional)):
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+
+
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.bptt is not None:
         raise ValueError("--bptt does not apply to classify: every sequence is one example, read whole")
+    _apply_defaults(args)
     data = ClassifyData(train=args.train, dev=args.dev, format=_format(args.format),
                         text=TextConfig(lowercase=args.lowercase, min_freq=args.min_freq),
                         batch_size=args.batch_size, holdout=args.holdout, seed=args.seed)
@@ -118,19 +130,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--model", choices=[m.value for m in ModelKind], default=ModelKind.RNN.value,
                        help="rnn, or a logistic-regression baseline: bow-logreg (text), stats-logreg (.ts)")
     g = train.add_argument_group("rnn")
-    g.add_argument("--cell", choices=[c.value for c in CellKind], default=CellKind.LSTM.value)
+    g.add_argument("--cell", choices=[c.value for c in CellKind], default=None, help="default: gru for series, lstm "
+                                                                                    "for text")
     g.add_argument("--layers", type=int, default=1)
-    g.add_argument("--hidden", type=int, default=64, help="units per direction")
-    g.add_argument("--bidirectional", action="store_true")
-    g.add_argument("--dropout", type=float, default=0.0, help="on embeddings, between layers and on the summary")
-    g.add_argument("--pool", choices=[p.value for p in Pool], default=Pool.LAST.value,
-                   help="the summary the output layer sees; every-step scores each step against the label")
+    g.add_argument("--hidden", type=int, default=None, help="units per direction (default: 64 series, 100 text)")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None, help="default: yes")
+    g.add_argument("--dropout", type=float, default=None,
+                   help="on embeddings, between layers and on the summary (default: 0 series, 0.5 text)")
+    g.add_argument("--pool", choices=[p.value for p in Pool], default=None,
+                   help="the summary the output layer sees; every-step scores each step against the label "
+                        "(default: last for series, max for text)")
     g.add_argument("--attention-size", type=int, default=64)
     g.add_argument("--embed", type=int, default=100, help="word embedding width (text)")
     g.add_argument("--batch-size", type=int, default=32, help="sequences per batch and per process")
     t = train.add_argument_group("text")
     t.add_argument("--lowercase", action="store_true")
-    t.add_argument("--min-freq", type=int, default=1, help="rarer training words become <unk> (rnn)")
+    t.add_argument("--min-freq", type=int, default=None, help="rarer training words become <unk> (default 2)")
     b = train.add_argument_group("baselines")
     b.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     train.set_defaults(run=_train)

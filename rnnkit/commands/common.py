@@ -26,6 +26,7 @@ from rnnkit.runner import RunConfig, TrainingJob, run_training
 from rnnkit.train import FitConfig, FitState, Precision
 
 AUTO = "auto"  # --threads auto: each training batch on 1 thread or all, whichever is faster now
+DEFAULT_LR = 1e-3  # --lr when neither the flag nor the task sets one
 PATIENCE_UPDATES = 250  # the default patience covers this many updates...
 MIN_PATIENCE = 3  # ...and at least this many epochs
 
@@ -69,7 +70,7 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--holdout", type=float, default=0.1,
                    help="without --dev, this fraction of the training data is held out as dev data (0: none)")
     g.add_argument("--optimizer", choices=[m.value for m in Method], default="adam")
-    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--lr", type=float, default=None, help=f"learning rate (default: the task's, else {DEFAULT_LR})")
     g.add_argument("--momentum", type=float, default=0.0)
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--sparse-embeddings", action="store_true")
@@ -198,7 +199,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     fit = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, bptt=args.bptt, clip_norm=args.clip_norm,
                     clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device,
                     precision=Precision(args.precision))
-    opt = OptimizerConfig(method=Method(args.optimizer), lr=args.lr, momentum=args.momentum,
+    opt = OptimizerConfig(method=Method(args.optimizer), lr=DEFAULT_LR if args.lr is None else args.lr,
+                          momentum=args.momentum,
                           weight_decay=args.weight_decay, sparse_embeddings=args.sparse_embeddings)
     schedule = ScheduleConfig(kind=Schedule(args.schedule), factor=args.decay_factor, start_epoch=args.decay_start)
     return RunConfig(out=args.out, seed=args.seed, resume=resume_point(args.out) if args.resume else None,
