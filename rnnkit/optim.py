@@ -78,13 +78,16 @@ def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
 
 
-def _in_layers(model: nn.Module, config: OptimizerConfig) -> AdamInLayers:
-    """The AdamInLayers of every softmax layer and (without sparse_embeddings) every sparse table."""
+def _in_layers(model: nn.Module, config: OptimizerConfig) -> AdamInLayers | None:
+    """The AdamInLayers of the softmax layer and (without sparse_embeddings) every sparse table;
+    None when the model has neither."""
     softmax = [m for m in model.modules() if isinstance(m, SoftmaxOutput)]
     if len(softmax) > 1:
         raise ValueError(f"in_layers updates one softmax layer; the model has {len(softmax)}")
     tables = [] if config.sparse_embeddings else \
         [m for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
+    if not softmax and not tables:
+        return None
     return AdamInLayers(softmax[0] if softmax else None, tables, lr=config.lr, weight_decay=config.weight_decay,
                         decoupled=config.method is Method.ADAMW)
 

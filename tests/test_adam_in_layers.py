@@ -202,6 +202,9 @@ def test_build_optimizer_takes_the_softmax_and_the_dense_rule_tables():
     assert [id(p) for p in lazy.optimizers[-1].param_groups[0]["params"]] == [id(other.out.weight)]
     with pytest.raises(ValueError, match="Adam"):
         build_optimizer(LM(), OptimizerConfig(in_layers=True, method=Method.SGD))
+    nothing = Tagger(True)  # no softmax layer, and its table takes the lazy rule: Adam alone
+    plain = build_optimizer(nothing, OptimizerConfig(in_layers=True, sparse_embeddings=True))
+    assert isinstance(plain, Adam) and not getattr(plain, "updates_in_backward", False)
 
 
 def _adam(model, **kw):

@@ -100,3 +100,23 @@ def test_breakdown_times_every_phase_of_an_update_and_its_kernels_alone():
     for name, p in model.named_parameters():
         assert not torch.equal(p, before[name]), name
     assert model.out.weight.grad is None
+
+
+@pytest.mark.extension
+@pytest.mark.parametrize("with_chars", [False, True], ids=["words", "chars"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_every_table2_trainer_builds_and_steps(with_chars, sparse):
+    """Each Table 2 row's rnnkit and torch trainers (dense and DyNet's sparse rule) take an update."""
+    from bench.data import LMBatch, TagSentence
+    from bench.torch_models import RNNLM, Tagger, TorchTrainer
+
+    words = ["a", "rare", "b"]
+    sentence = TagSentence(words, [0, 1, 2], torch.tensor([3, 0, 4]), torch.tensor([0, 1, 2]), torch.tensor([0, 2]),
+                           torch.tensor([1]), torch.tensor([[1, 5, 6, 1]]), torch.tensor([4]))
+    lm = LMBatch([[3, 4, 0]], torch.tensor([[0, 3, 4]]), torch.tensor([[3, 4, 0]]), torch.tensor([3]))
+    for use in (True, False):
+        torch.manual_seed(0)
+        tagger = Tagger(10, 8, 3, use, with_chars, sparse)
+        assert TorchTrainer(tagger, iter([sentence, sentence]), use, sparse).step()[0] == 3
+        torch.manual_seed(0)
+        assert TorchTrainer(RNNLM(10, use, embed=4, hidden=6, sparse=sparse), iter([lm]), use, sparse).step()[0] == 3
