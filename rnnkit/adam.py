@@ -51,37 +51,11 @@ class Adam(torch.optim.Optimizer):
     def step(self, closure=None):
         kernel = fused.extension()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                if not p.is_cpu:  # (p.device costs more than the rest of the loop)
-                    raise ValueError("rnnkit.adam.Adam updates CPU tensors; use torch.optim.Adam on other devices")
-                state = advance(self.state[p], p)
-                if grad.is_sparse and not group["lazy"]:  # the dense gradient's update
-                    kernel.adam_rows_step(p, grad._indices()[0], grad._values(), state["exp_avg"],
-                                          state["exp_avg_sq"], int(state["step"]), group["lr"], beta1, beta2,
-                                          group["eps"], group["weight_decay"], group["decoupled"])
-                    continue
-                if grad.is_sparse:
-                    if group["weight_decay"]:
-                        raise ValueError("lazy updates of sparse gradients take no weight decay: put sparse "
-                                         "tables in a parameter group with weight_decay=0, or lazy=False")
-                    _lazy_adam(kernel, p, state, group["lr"], beta1, beta2, group["eps"])
-                    continue
-                params.append(p)
-                grads.append(grad.contiguous())
-                exp_avgs.append(state["exp_avg"])
-                exp_avg_sqs.append(state["exp_avg_sq"])
-                steps.append(int(state["step"]))
-            if params:
-                kernel.adam_step(params, grads, exp_avgs, exp_avg_sqs, steps, group["lr"], beta1, beta2,
-                                 group["eps"], group["weight_decay"], group["decoupled"])
+            update(kernel, group, group["params"], self.state)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grad(self, set_to_none)
+
 
 class LazyAdam(torch.optim.Optimizer):
     """Adam on the rows of a sparse gradient only (DyNet's lookup-parameter update,
@@ -111,6 +85,42 @@ class LazyAdam(torch.optim.Optimizer):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         zero_grad(self, set_to_none)
+
+
+def hyper(group: dict) -> tuple[float, float, float, float, float, bool]:
+    """(lr, beta1, beta2, eps, weight_decay, decoupled): a group's settings as the C++ steps take them."""
+    return (group["lr"], *group["betas"], group["eps"], group["weight_decay"], group["decoupled"])
+
+
+def update(kernel, group: dict, params, state: dict) -> None:
+    """One step of :class:`Adam` (the group's rule) for the parameters ``params`` of ``group``
+    that have a gradient: one C++ pass over all the dense ones, a pass per sparse table.
+    ``state`` is the optimizer's, each parameter's step counted here."""
+    dense, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
+    for p in params:
+        grad = p.grad
+        if grad is None:
+            continue
+        if not p.is_cpu:  # (p.device costs more than the rest of the loop)
+            raise ValueError("rnnkit.adam.Adam updates CPU tensors; use torch.optim.Adam on other devices")
+        s = advance(state[p], p)
+        if grad.is_sparse and not group["lazy"]:  # the dense gradient's update
+            kernel.adam_rows_step(p, grad._indices()[0], grad._values(), s["exp_avg"], s["exp_avg_sq"],
+                                  int(s["step"]), *hyper(group))
+        elif grad.is_sparse:
+            if group["weight_decay"]:
+                raise ValueError("lazy updates of sparse gradients take no weight decay: put sparse "
+                                 "tables in a parameter group with weight_decay=0, or lazy=False")
+            beta1, beta2 = group["betas"]
+            _lazy_adam(kernel, p, s, group["lr"], beta1, beta2, group["eps"])
+        else:
+            dense.append(p)
+            grads.append(grad.contiguous())
+            exp_avgs.append(s["exp_avg"])
+            exp_avg_sqs.append(s["exp_avg_sq"])
+            steps.append(int(s["step"]))
+    if dense:
+        kernel.adam_step(dense, grads, exp_avgs, exp_avg_sqs, steps, *hyper(group))
 
 
 def _lazy_adam(kernel, p: Tensor, state: dict, lr: float, beta1: float, beta2: float, eps: float) -> None:

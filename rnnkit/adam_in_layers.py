@@ -1,21 +1,22 @@
-"""Adam steps that the layers take themselves, where the work is already in cache: opt-in.
+"""Adam whose largest updates the layers take themselves, where the work is in cache: opt-in.
 
-:class:`AdamInLayers` is an optimizer for two kinds of parameters whose plain Adam
-step costs a pass over a large tensor every update:
+:class:`AdamInLayers` is rnnkit's :class:`~rnnkit.adam.Adam` over a model's parameters
+(the same groups and options), in which two kinds of parameter, whose plain step costs
+a pass over a large tensor every update, are updated inside their layers:
 
 - the weight (V, H) of a :class:`rnnkit.softmax.SoftmaxOutput`: its update is taken
   inside the layer's backward pass, block by block while each block of the gradient is
   in cache (float32/float64), or right after the two bfloat16 products under bfloat16
   autocast (then also writing the weight's bfloat16 copy for the next forward pass), so
   the (V, H) gradient is never stored;
-- the tables of ``nn.Embedding(sparse=True)`` layers: each row takes the zero-gradient
-  steps it missed when it is next looked up, in cache, with the same arithmetic as every
-  step, so the values are bitwise those of the dense update of every row every step;
-  an update costs the rows a batch uses, not a pass over the table.
+- the tables of ``nn.Embedding(sparse=True)`` layers, with the dense rule: each row takes
+  the zero-gradient steps it missed when it is next looked up, in cache, with the same
+  arithmetic as every step, so the values are bitwise those of the dense update of every
+  row every step; an update costs the rows a batch uses, not a pass over the table.
 
-Both give exactly the update of :class:`rnnkit.adam.Adam` (tested). Because the softmax
-weight moves during ``backward()``, an update cannot be undone or rescaled afterwards,
-so what needs that raises instead of giving a wrong result:
+Both give exactly Adam's update (tested). Because the softmax weight moves during
+``backward()``, an update cannot be undone or rescaled afterwards, so what needs that
+raises instead of giving a wrong result:
 
 - gradient clipping and weight noise: :func:`rnnkit.train.fit` refuses them with an
   optimizer whose ``updates_in_backward`` is True;
@@ -30,9 +31,8 @@ Read or write a deferred table's weight only through the module (its forward pas
 ``state_dict``, ``load_state_dict``) or after :meth:`AdamInLayers.catch_up`.
 
 Example:
-    >>> dense = Adam([p for n, p in model.named_parameters() if n not in ("out.weight", "embed.weight")])
-    >>> in_layers = AdamInLayers(softmax=model.out, tables=[model.embed])
-    >>> optimizer = Optimizers([dense, in_layers])      # rnnkit.optim; build_optimizer does this
+    >>> optimizer = AdamInLayers(model.parameters(), softmax=model.out, tables=[model.embed], lr=1e-3)
+    >>> # build_optimizer(model, OptimizerConfig(in_layers=True)) finds the layers itself
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from rnnkit.adam import advance, zero_grad
+from rnnkit.adam import advance, hyper, update, zero_grad
 from rnnkit.kernels import fused
 from rnnkit.softmax import SoftmaxOutput
 
@@ -51,16 +51,18 @@ BLOCK_ELEMENTS = 131072  # the fused backward works through the weight in blocks
 
 
 class AdamInLayers(torch.optim.Optimizer):
-    """Adam (``decoupled=False``, L2 weight decay) or AdamW over a softmax layer's weight and
-    embedding tables, each updated inside its layer (the module docstring). CPU tensors and
-    rnnkit's compiled extension. ``history``: a deferred row catches up at most this many
-    steps at once; after that many steps every row is brought up to date."""
+    """:class:`rnnkit.adam.Adam` (``decoupled=False``: L2 weight decay; True: AdamW; ``lazy``:
+    the rule for sparse gradients of tables not given here) over ``params``, with the weight
+    of ``softmax`` and the ``tables`` (which must be among ``params``) updated inside their
+    layers (the module docstring). CPU tensors and rnnkit's compiled extension.
+    ``history``: a deferred row catches up at most this many steps at once; after that
+    many steps every row of its table is brought up to date."""
 
     updates_in_backward = True  # the training loop reads this: no clipping, no weight noise
 
-    def __init__(self, softmax: SoftmaxOutput | None = None, tables: Sequence[nn.Embedding] = (), lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 decoupled: bool = False, history: int = 1024):
+    def __init__(self, params, softmax: SoftmaxOutput | None = None, tables: Sequence[nn.Embedding] = (),
+                 lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, decoupled: bool = False, lazy: bool = True, history: int = 1024):
         if fused.extension() is None:
             raise ValueError("AdamInLayers needs rnnkit's compiled extension (it is not available)")
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -68,51 +70,48 @@ class AdamInLayers(torch.optim.Optimizer):
                              "averages the gradients: use Adam")
         if history < 1:
             raise ValueError(f"history must be >= 1; got {history}")
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                                  "decoupled": decoupled, "lazy": lazy})
+        groups = {id(p): g for g in self.param_groups for p in g["params"]}
         tables = list(tables)
         for table in tables:
             w = table.weight
             if not isinstance(table, nn.Embedding) or not table.sparse or w.device.type != "cpu" \
                     or not w.is_contiguous():
                 raise ValueError("AdamInLayers' tables are nn.Embedding(sparse=True) layers on the CPU")
-        params = [t.weight for t in tables]
+            if id(w) not in groups:
+                raise ValueError("a table given to AdamInLayers must be among its parameters")
+        self.in_backward = None
         if softmax is not None:
             w = softmax.weight
             if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64) or not w.is_contiguous():
                 raise ValueError("AdamInLayers' softmax weight must be a contiguous float32/float64 CPU tensor")
-            if any(w is p for p in params):
+            if id(w) not in groups:
+                raise ValueError("the softmax weight given to AdamInLayers must be among its parameters")
+            if any(w is t.weight for t in tables):
                 raise ValueError("the softmax weight is tied to a table: it cannot take its step in the backward "
                                  "pass; use Adam")
             if softmax.update is not None:
                 raise ValueError("this softmax layer's weight is already updated by another AdamInLayers")
-            params.append(w)
-        if not params:
-            raise ValueError("AdamInLayers needs a softmax layer or at least one table")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                                  "decoupled": decoupled})
-        self.in_backward = _InBackwardStep(self, softmax.weight) if softmax is not None else None
-        if softmax is not None:
-            softmax.update = self.in_backward
-        self.deferred = {id(t.weight): _DeferredRows(self, t, history) for t in tables}
-
-    def hyper(self) -> tuple[float, float, float, float, float, bool]:
-        """(lr, beta1, beta2, eps, weight_decay, decoupled) of the one parameter group."""
-        g = self.param_groups[0]
-        return (g["lr"], *g["betas"], g["eps"], g["weight_decay"], g["decoupled"])
+            self.in_backward = softmax.update = _InBackwardStep(self, w, groups[id(w)])
+        self.deferred = {id(t.weight): _DeferredRows(self, t, groups[id(t.weight)], history) for t in tables}
 
     @torch.no_grad()
     def step(self, closure=None):
         kernel = fused.extension()
-        for p in self.param_groups[0]["params"]:
-            grad = p.grad
-            if self.in_backward is not None and p is self.in_backward.param:
-                if self.in_backward.taken(grad) or grad is None:
-                    continue  # updated in the backward pass, or not used
-                state = advance(self.state[p], p)  # the layer stored its gradient instead (it could not fuse)
-                kernel.adam_step([p], [grad.contiguous()], [state["exp_avg"]], [state["exp_avg_sq"]],
-                                 [int(state["step"])], *self.hyper())
-                continue
-            if grad is not None:
-                self.deferred[id(p)].step(kernel, grad, advance(self.state[p], p))
+        softmax = self.in_backward.param if self.in_backward is not None else None
+        for group in self.param_groups:
+            rest = []
+            for p in group["params"]:
+                if p is softmax:
+                    if not self.in_backward.taken(p.grad):  # the layer stored its gradient (it could not fuse)
+                        update(kernel, group, [p], self.state)
+                elif id(p) in self.deferred:
+                    if p.grad is not None:
+                        self.deferred[id(p)].step(kernel, p.grad, advance(self.state[p], p))
+                else:
+                    rest.append(p)
+            update(kernel, group, rest, self.state)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         if self.in_backward is not None and self.in_backward.pending:
@@ -140,8 +139,8 @@ class AdamInLayers(torch.optim.Optimizer):
 class _InBackwardStep:
     """The softmax weight's Adam step, taken by the layer's backward pass (its ``update`` slot)."""
 
-    def __init__(self, optimizer: AdamInLayers, param: nn.Parameter):
-        self.optimizer, self.param, self.pending = optimizer, param, False
+    def __init__(self, optimizer: AdamInLayers, param: nn.Parameter, group: dict):
+        self.optimizer, self.param, self.group, self.pending = optimizer, param, group, False
         self.block_elements = BLOCK_ELEMENTS
         self.low_copy: Tensor | None = None  # bfloat16 copy of the weight, written with its update
         self.low_version = -1  # the weight's version when the copy was written; -1: stale
@@ -168,7 +167,7 @@ class _InBackwardStep:
                                "an update in every backward pass (AdamInLayers), so gradients cannot be "
                                "accumulated; use Adam")
         state = advance(self.optimizer.state[p], p)
-        step = (int(state["step"]), *self.optimizer.hyper())
+        step = (int(state["step"]), *hyper(self.group))
         self.pending = True
         with torch.no_grad():
             if not low:
@@ -206,8 +205,8 @@ class _DeferredRows:
     step ``current[r]``; ``history`` holds the constants of steps ``base + 1`` on (one row
     each, written by the C++ step)."""
 
-    def __init__(self, optimizer: AdamInLayers, table: nn.Embedding, steps: int):
-        self.optimizer, self.param = optimizer, table.weight
+    def __init__(self, optimizer: AdamInLayers, table: nn.Embedding, group: dict, steps: int):
+        self.optimizer, self.param, self.group = optimizer, table.weight, group
         self.history = torch.empty(steps, 9, dtype=self.param.dtype)
         self.current = torch.empty(self.param.shape[0], dtype=torch.long)
         self.restart()
@@ -250,12 +249,11 @@ class _DeferredRows:
         if t - self.base > len(self.history) or not grad.is_sparse:  # every row up to the step before
             self._bring(kernel, t - 1, None)
             self.base = t - 1
-        hyper = self.optimizer.hyper()
         if grad.is_sparse:
             kernel.adam_deferred_step(p, grad._indices()[0], grad._values(), state["exp_avg"], state["exp_avg_sq"],
-                                      self.current, self.history, self.base, t, *hyper)
+                                      self.current, self.history, self.base, t, *hyper(self.group))
             return
-        kernel.adam_step([p], [grad.contiguous()], [state["exp_avg"]], [state["exp_avg_sq"]], [t], *hyper)
+        kernel.adam_step([p], [grad.contiguous()], [state["exp_avg"]], [state["exp_avg_sq"]], [t], *hyper(self.group))
         self.current.fill_(t)
         self.base = t
 

@@ -11,9 +11,9 @@ sparse gradients, or for the Adam family :class:`~rnnkit.adam.LazyAdam`'s update
 inside the one :class:`Adam`, which saves a second optimizer's per-step cost).
 Without it, :class:`Adam` gives a sparse table the update of its dense gradient
 (every row moves), read from the rows without making the dense zeros.
-With ``in_layers`` (Adam family, CPU), the softmax layers' weights and the dense-rule
-sparse tables are updated inside their layers instead
-(:class:`~rnnkit.adam_in_layers.AdamInLayers`: same values, no clipping or weight noise).
+With ``in_layers`` (Adam family, CPU) the optimizer is
+:class:`~rnnkit.adam_in_layers.AdamInLayers`: the same Adam, with the softmax layer's weight
+and the dense-rule sparse tables updated inside their layers (no clipping or weight noise).
 """
 
 from __future__ import annotations
@@ -78,46 +78,23 @@ def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
 
 
-def _in_layers(model: nn.Module, config: OptimizerConfig) -> AdamInLayers | None:
-    """The AdamInLayers of the softmax layer and (without sparse_embeddings) every sparse table;
-    None when the model has neither."""
-    softmax = [m for m in model.modules() if isinstance(m, SoftmaxOutput)]
-    if len(softmax) > 1:
-        raise ValueError(f"in_layers updates one softmax layer; the model has {len(softmax)}")
-    tables = [] if config.sparse_embeddings else \
-        [m for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse]
-    if not softmax and not tables:
-        return None
-    return AdamInLayers(softmax[0] if softmax else None, tables, lr=config.lr, weight_decay=config.weight_decay,
-                        decoupled=config.method is Method.ADAMW)
-
-
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer | Optimizers:
     """The optimizer of ``config`` over the model's trainable parameters."""
     if config.lr <= 0:
         raise ValueError(f"lr must be > 0; got {config.lr}")
-    m = config.method
-    if config.in_layers and m not in (Method.ADAM, Method.ADAMW):
-        raise ValueError(f"in_layers updates are Adam's or AdamW's; not {m.name}")
-    in_layers = _in_layers(model, config) if config.in_layers else None
-    taken = {id(p) for p in in_layers.param_groups[0]["params"]} if in_layers else set()
-    tables = [p for p in _sparse_tables(model) if id(p) not in taken]
+    tables = _sparse_tables(model)
     sparse = tables if config.sparse_embeddings else []
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in taken | {id(p) for p in sparse}]
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    m, c = config.method, config
     cpu_adam = m in (Method.ADAM, Method.ADAMW) and all(p.device.type == "cpu" for p in dense + sparse) \
         and fused.available()
     if tables and not config.sparse_embeddings and not cpu_adam:
         raise ValueError("the model has sparse embeddings: set sparse_embeddings=True (dense updates of sparse "
                          "tables need Adam or AdamW on the CPU)")
-    main = _main_optimizer(dense, sparse, config, cpu_adam)
-    if in_layers is None:
-        return main
-    return Optimizers([*(main.optimizers if isinstance(main, Optimizers) else [main]), in_layers])
-
-
-def _main_optimizer(dense: list, sparse: list, config: OptimizerConfig, cpu_adam: bool):
-    """The optimizer of the parameters not updated in their layers: dense ones and sparse tables."""
-    m, c = config.method, config
+    if config.in_layers and not cpu_adam:
+        raise ValueError("in_layers updates are rnnkit's Adam or AdamW, on the CPU with the compiled extension; "
+                         f"not {m.name}" + ("" if fused.available() else " (the extension is not available)"))
     if m is Method.SGD:
         main = torch.optim.SGD(dense, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True)
     elif m is Method.RMSPROP:
@@ -125,7 +102,16 @@ def _main_optimizer(dense: list, sparse: list, config: OptimizerConfig, cpu_adam
                                    weight_decay=c.weight_decay, foreach=True)
     elif cpu_adam:  # sparse tables in ``dense``: every row updated, from the used rows' gradient
         groups = [{"params": dense, "lazy": False}] + ([{"params": sparse, "weight_decay": 0.0}] if sparse else [])
-        return Adam(groups, lr=c.lr, weight_decay=c.weight_decay, decoupled=m is Method.ADAMW)
+        decoupled = m is Method.ADAMW
+        if not config.in_layers:
+            return Adam(groups, lr=c.lr, weight_decay=c.weight_decay, decoupled=decoupled)
+        softmax = [layer for layer in model.modules() if isinstance(layer, SoftmaxOutput)]
+        if len(softmax) > 1:
+            raise ValueError(f"in_layers updates one softmax layer; the model has {len(softmax)}")
+        dense_rule = [layer for layer in model.modules() if isinstance(layer, nn.Embedding) and layer.sparse
+                      and id(layer.weight) not in sparse_ids]
+        return AdamInLayers(groups, softmax[0] if softmax else None, dense_rule, lr=c.lr,
+                            weight_decay=c.weight_decay, decoupled=decoupled)
     elif m is Method.ADAM:
         main = torch.optim.Adam(dense, lr=c.lr, weight_decay=c.weight_decay, fused=True)
     else:

@@ -128,8 +128,9 @@ class StepRecord:
 
 class Callback:
     """Hooks of the loop; override those you need. ``on_batch_start`` and ``on_batch_end``
-    bracket the updates of one batch (a profiler, a process setting per batch);
-    ``on_step`` follows every update."""
+    bracket the updates of one batch (a profiler, a process setting per batch); then
+    ``on_step`` receives each of the batch's update records, with the position past the batch
+    (so that a checkpoint taken there resumes at the next batch)."""
 
     def on_batch_start(self, fit: FitState, batch: Batch) -> None: ...
 

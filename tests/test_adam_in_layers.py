@@ -16,7 +16,7 @@ from rnnkit.adam import Adam
 from rnnkit.adam_in_layers import AdamInLayers
 from rnnkit.batch import Batch
 from rnnkit.kernels import fused
-from rnnkit.optim import Method, OptimizerConfig, Optimizers, build_optimizer
+from rnnkit.optim import Method, OptimizerConfig, build_optimizer
 from rnnkit.softmax import SoftmaxOutput
 from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, check_optimizer, train_batch
 
@@ -44,11 +44,9 @@ class Tagger(nn.Module):
 
 
 def _in_layers(model, softmax=True, tables=(), history=1024, **hyper):
-    """Adam over the rest of ``model``, AdamInLayers over its softmax weight and tables."""
-    layer = AdamInLayers(model.out if softmax else None, tables, history=history, **hyper)
-    taken = {id(p) for p in layer.param_groups[0]["params"]}
-    rest = Adam([{"params": [p for p in model.parameters() if id(p) not in taken], "lazy": False}], **hyper)
-    return Optimizers([rest, layer]), layer
+    """AdamInLayers over ``model``, its softmax weight and ``tables`` updated in their layers."""
+    return AdamInLayers([{"params": list(model.parameters()), "lazy": False}], model.out if softmax else None,
+                        tables, history=history, **hyper)
 
 
 def _threads(n):
@@ -67,7 +65,7 @@ def test_softmax_weight_in_backward_equals_step(decoupled, dtype, threads):
     torch.manual_seed(0)
     ours, ref = SoftmaxModel(1000, 256, dtype), SoftmaxModel(1000, 256, dtype)  # 7 blocks of 128 rows, and 104
     ref.load_state_dict(ours.state_dict())
-    opt, layer = _in_layers(ours, lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    opt = _in_layers(ours, lr=0.01, weight_decay=0.1, decoupled=decoupled)
     reference = Adam(ref.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
     saved = _threads(threads)
     try:
@@ -83,7 +81,7 @@ def test_softmax_weight_in_backward_equals_step(decoupled, dtype, threads):
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
     for a, b in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, **tol)
-    assert layer.state[ours.out.weight]["step"] == 3
+    assert opt.state[ours.out.weight]["step"] == 3
 
 
 @pytest.mark.parametrize("decoupled", [False, True], ids=["adam", "adamw"])
@@ -95,7 +93,7 @@ def test_under_autocast_it_equals_the_unfused_bfloat16_step(decoupled):
     torch.manual_seed(0)
     ours, ref = SoftmaxModel(1000, 256, torch.float32), SoftmaxModel(1000, 256, torch.float32)
     ref.load_state_dict(ours.state_dict())
-    opt, layer = _in_layers(ours, lr=0.01, weight_decay=0.1, decoupled=decoupled)
+    opt = _in_layers(ours, lr=0.01, weight_decay=0.1, decoupled=decoupled)
     reference = Adam(ref.parameters(), lr=0.01, weight_decay=0.1, decoupled=decoupled)
     for k, rows in enumerate((80, 80, 8, 80, 80)):
         if k == 4:
@@ -112,14 +110,14 @@ def test_under_autocast_it_equals_the_unfused_bfloat16_step(decoupled):
         assert ours.out.weight.grad is None and ref.out.weight.grad is not None
     for a, b in zip(ours.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    copy_written = layer.in_backward.low_weight(ours.out.weight)
+    copy_written = opt.in_backward.low_weight(ours.out.weight)
     assert copy_written is not None and torch.equal(copy_written, ours.out.weight.bfloat16())
 
 
 def test_a_gradient_already_there_is_accumulated_into_and_stepped():
     torch.manual_seed(0)
     model = SoftmaxModel(50, 8, torch.float32)
-    opt, _ = _in_layers(model)
+    opt = _in_layers(model)
     x, t = torch.randn(4, 5), torch.randint(0, 50, (4,))
     before = model.out.weight.detach().clone()
     model.out.weight.grad = torch.zeros_like(model.out.weight)  # the layer cannot fuse: it stores the gradient
@@ -134,7 +132,7 @@ def test_a_gradient_already_there_is_accumulated_into_and_stepped():
 def test_what_would_give_wrong_results_raises():
     torch.manual_seed(0)
     model = SoftmaxModel(50, 8, torch.float32)
-    opt, layer = _in_layers(model)
+    opt = _in_layers(model)
     x, t = torch.randn(4, 5), torch.randint(0, 50, (4,))
     (model(x, t) + model.out.weight[0].sum()).backward()  # the weight also used elsewhere: tied
     with pytest.raises(RuntimeError, match="tied weight"):
@@ -153,22 +151,25 @@ def test_what_would_give_wrong_results_raises():
             check_optimizer(opt, FitConfig(**{name: value}))
     check_optimizer(opt, FitConfig())
     with pytest.raises(ValueError, match="already updated"):
-        AdamInLayers(model.out)
+        AdamInLayers(model.parameters(), model.out)
     tied = Tagger(True)
     softmax = SoftmaxOutput(3, 10)
     softmax.weight = tied.embed.weight
     with pytest.raises(ValueError, match="tied"):
-        AdamInLayers(softmax, [tied.embed])
+        AdamInLayers(tied.parameters(), softmax, [tied.embed])
+    dense = Tagger(False)
     with pytest.raises(ValueError, match="sparse=True"):
-        AdamInLayers(None, [Tagger(False).embed])
+        AdamInLayers(dense.parameters(), None, [dense.embed])
+    with pytest.raises(ValueError, match="among its parameters"):
+        AdamInLayers(dense.out.parameters(), None, [Tagger(True).embed])
     with pytest.raises(ValueError, match="history"):
-        AdamInLayers(None, [Tagger(True).embed], history=0)
+        AdamInLayers(tied.parameters(), None, [tied.embed], history=0)
 
 
 def test_a_non_finite_loss_leaves_the_weight_alone_and_the_loop_skips_the_update():
     torch.manual_seed(0)
     model = SoftmaxModel(50, 8, torch.float32)
-    opt, _ = _in_layers(model)
+    opt = _in_layers(model)
     before = [p.detach().clone() for p in model.parameters()]
 
     def poisoned(m, batch, state):
@@ -194,17 +195,15 @@ def test_build_optimizer_takes_the_softmax_and_the_dense_rule_tables():
 
     model = LM()
     opt = build_optimizer(model, OptimizerConfig(in_layers=True))
-    layer = opt.optimizers[-1]
-    assert isinstance(layer, AdamInLayers) and opt.updates_in_backward
-    assert {id(p) for p in layer.param_groups[0]["params"]} == {id(model.embed.weight), id(model.out.weight)}
-    other = LM()
-    lazy = build_optimizer(other, OptimizerConfig(in_layers=True, sparse_embeddings=True))  # the table: DyNet's rule
-    assert [id(p) for p in lazy.optimizers[-1].param_groups[0]["params"]] == [id(other.out.weight)]
+    assert isinstance(opt, AdamInLayers) and opt.updates_in_backward
+    assert opt.in_backward.param is model.out.weight and list(opt.deferred) == [id(model.embed.weight)]
+    assert len([p for g in opt.param_groups for p in g["params"]]) == len(list(model.parameters()))
+    lazy = build_optimizer(LM(), OptimizerConfig(in_layers=True, sparse_embeddings=True))  # the table: DyNet's rule
+    assert lazy.in_backward is not None and not lazy.deferred and lazy.param_groups[1]["lazy"]
     with pytest.raises(ValueError, match="Adam"):
         build_optimizer(LM(), OptimizerConfig(in_layers=True, method=Method.SGD))
-    nothing = Tagger(True)  # no softmax layer, and its table takes the lazy rule: Adam alone
-    plain = build_optimizer(nothing, OptimizerConfig(in_layers=True, sparse_embeddings=True))
-    assert isinstance(plain, Adam) and not getattr(plain, "updates_in_backward", False)
+    nothing = build_optimizer(Tagger(True), OptimizerConfig(in_layers=True, sparse_embeddings=True))
+    assert nothing.in_backward is None and not nothing.deferred  # nothing to take: Adam's steps alone
 
 
 def _adam(model, **kw):
@@ -224,7 +223,7 @@ def test_deferred_rows_are_the_dense_update_bit_for_bit(decoupled, weight_decay,
     ours, ref = Tagger(True, 3000, 20, dtype), Tagger(True, 3000, 20, dtype)
     ref.load_state_dict(ours.state_dict())
     hyper = {"lr": 0.05, "weight_decay": weight_decay, "decoupled": decoupled}
-    opt, layer = _in_layers(ours, softmax=False, tables=[ours.embed], history=5, **hyper)
+    opt = _in_layers(ours, softmax=False, tables=[ours.embed], history=5, **hyper)
     reference = _adam(ref, weight_decay=weight_decay, decoupled=decoupled)
     saved = _threads(threads)
     try:
@@ -234,7 +233,7 @@ def test_deferred_rows_are_the_dense_update_bit_for_bit(decoupled, weight_decay,
                 for group in opt.param_groups + reference.param_groups:
                     group["lr"] = 0.01
             if step == 17:
-                layer.catch_up()  # the weight is read directly below: every row up to date first
+                opt.catch_up()  # the weight is read directly below: every row up to date first
             losses = []
             for model, o in ((ours, opt), (ref, reference)):
                 o.zero_grad()
@@ -246,12 +245,11 @@ def test_deferred_rows_are_the_dense_update_bit_for_bit(decoupled, weight_decay,
     finally:
         torch.set_num_threads(saved)
     assert not torch.equal(ours.embed.weight, ref.embed.weight)  # rows not used lately are behind
-    layer.catch_up()
-    states = {**opt.optimizers[0].state, **layer.state}
+    opt.catch_up()
     for a, b in zip(ours.parameters(), ref.parameters()):
         assert torch.equal(a, b)
-        assert torch.equal(states[a]["exp_avg"], reference.state[b]["exp_avg"])
-        assert torch.equal(states[a]["exp_avg_sq"], reference.state[b]["exp_avg_sq"])
+        assert torch.equal(opt.state[a]["exp_avg"], reference.state[b]["exp_avg"])
+        assert torch.equal(opt.state[a]["exp_avg_sq"], reference.state[b]["exp_avg_sq"])
 
 
 def test_deferred_rows_are_up_to_date_wherever_the_table_is_read():
@@ -261,7 +259,7 @@ def test_deferred_rows_are_up_to_date_wherever_the_table_is_read():
     torch.manual_seed(0)
     ours, ref = Tagger(True, 500, 8), Tagger(True, 500, 8)
     ref.load_state_dict(ours.state_dict())
-    opt, layer = _in_layers(ours, softmax=False, tables=[ours.embed], lr=0.05)
+    opt = _in_layers(ours, softmax=False, tables=[ours.embed], lr=0.05)
     reference = _adam(ref)
 
     def train(pairs, steps):
@@ -275,13 +273,13 @@ def test_deferred_rows_are_up_to_date_wherever_the_table_is_read():
     train([(ours, opt), (ref, reference)], 6)
     saved_model, saved_opt = ours.state_dict(), opt.state_dict()
     assert torch.equal(saved_model["embed.weight"], ref.embed.weight)
-    assert torch.equal(saved_opt["members"][1]["state"][0]["exp_avg"], reference.state[ref.embed.weight]["exp_avg"])
+    assert torch.equal(saved_opt["state"][0]["exp_avg"], reference.state[ref.embed.weight]["exp_avg"])
     resumed = Tagger(True, 500, 8)
     resumed.load_state_dict(saved_model)
-    again, again_layer = _in_layers(resumed, softmax=False, tables=[resumed.embed], lr=0.05)
+    again = _in_layers(resumed, softmax=False, tables=[resumed.embed], lr=0.05)
     again.load_state_dict(saved_opt)
     train([(resumed, again), (ref, reference)], 5)
-    again_layer.catch_up()
+    again.catch_up()
     assert torch.equal(resumed.embed.weight, ref.embed.weight)
     for clone in (pickle.loads(pickle.dumps(ours)), copy.deepcopy(ours)):
         clone(torch.tensor([1, 2]))  # its hooks do nothing
