@@ -59,6 +59,12 @@ def check_lengths(lengths: LengthsLike, like: Tensor, name: str = "lengths", hig
                   dim: str = "T", low: int = 0) -> Tensor:
     """lengths must be integers of shape (B,) (B = like.shape[0]) on like's device, in
     [low, high] (high None: no upper bound; ``dim`` names it in the message). Returns int64."""
+    return _checked(lengths, like, name, high, dim, low)[0]
+
+
+def _checked(lengths: LengthsLike, like: Tensor, name: str, high: int | None, dim: str,
+             low: int) -> tuple[Tensor, int, int]:
+    """:func:`check_lengths`, and the lengths' (min, max) it read (0, 0 for an empty batch)."""
     B = like.shape[0]
     if not isinstance(lengths, Tensor):
         lengths = torch.as_tensor(lengths, device=like.device)
@@ -72,13 +78,12 @@ def check_lengths(lengths: LengthsLike, like: Tensor, name: str = "lengths", hig
         raise ValueError(f"{name} must have shape (B={B},); got {tuple(lengths.shape)}")
     if lengths.device != like.device:
         raise ValueError(f"{name} must be on the input's device {like.device}; got {lengths.device}")
-    if B:
-        shortest, longest = _bounds(lengths)
-        if shortest < low:
-            raise ValueError(f"{name} must be >= {low}; got {lengths.tolist()}")
-        if high is not None and longest > high:
-            raise ValueError(f"{name} must be <= {dim}={high}; got max {longest}")
-    return lengths.long()
+    shortest, longest = _bounds(lengths) if B else (0, 0)
+    if B and shortest < low:
+        raise ValueError(f"{name} must be >= {low}; got {lengths.tolist()}")
+    if B and high is not None and longest > high:
+        raise ValueError(f"{name} must be <= {dim}={high}; got max {longest}")
+    return lengths.long(), shortest, longest
 
 
 def check_classes(values: Tensor, name: str, K: int) -> None:
@@ -118,11 +123,8 @@ class Steps:
         B, T = x.shape[:2]
         if lengths is None:
             return cls(None, T, T)
-        lengths = check_lengths(lengths, x, high=T)
-        if B == 0:
-            return cls(lengths, 0, 0)
-        shortest, longest = _bounds(lengths)
-        return cls(None if shortest == T else lengths, longest, shortest)
+        lengths, shortest, longest = _checked(lengths, x, "lengths", T, "T", 0)
+        return cls(None if B and shortest == T else lengths, longest, shortest)
 
     def select(self, rows: Tensor) -> Steps:
         """The lengths of the sequences ``rows`` (indices into the batch)."""

@@ -81,10 +81,11 @@ def test_eval_prints_json(tmp_path, capsys):
     assert main(["toy", "train", "--problem", "parity", "--epochs", "1", "--train-size", "40",
                  "--out", str(tmp_path)]) == 0
     capsys.readouterr()
-    assert main(["toy", "eval", "--model", str(tmp_path / "model"), "--json", "--count", "10"]) == 0
     import json
-    metrics = json.loads(capsys.readouterr().out)
-    assert set(metrics) == {"accuracy", "sequence_accuracy", "count"} and metrics["count"] == 10
+    for model in (tmp_path / "model", tmp_path):  # the model directory, or the run's --out
+        assert main(["toy", "eval", "--model", str(model), "--json", "--count", "10"]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        assert set(metrics) == {"accuracy", "sequence_accuracy", "count"} and metrics["count"] == 10
 
 
 def test_errors_are_one_line(tmp_path, capsys):
