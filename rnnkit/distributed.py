@@ -44,6 +44,16 @@ class World:
         return float(t.item())
 
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is True on any rank (itself, in a single process): a decision every
+        rank must take together, such as stopping at a time budget."""
+        if self.size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+
 SINGLE = World()  # a world of one process (World is immutable)
 
 

@@ -252,8 +252,8 @@ def fit(model: nn.Module, objective: Objective, loader: Loader, optimizer, confi
             fit_state.carried = detach(carried) if config.carry_state else None
             fit_state.batch += 1
             fit_state.elapsed = clock() - start
-            if config.max_minutes is not None and fit_state.elapsed > 60 * config.max_minutes:
-                fit_state.stop = True
+            if config.max_minutes is not None and world.any(fit_state.elapsed > 60 * config.max_minutes):
+                fit_state.stop = True  # on every rank at the same batch: each one's clock decides for all
             for record in records:
                 for cb in callbacks:
                     cb.on_step(fit_state, record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import torch
 
@@ -45,19 +46,25 @@ def run_single(world_size: int) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
-def main(out: str) -> None:
+def main(out: str, budget: bool = False) -> None:
+    """Train on this rank's shard and save rank 0's weights to ``out``. With ``budget``, a time
+    budget of 3 "seconds" on clocks that tick once per batch on rank 0 and twice on rank 1:
+    the ranks must stop together (at rank 1's third batch), else a collective would hang."""
     torch.set_num_threads(1)
     world = init_world("cpu")
     model, opt = model_and_optimizer()
     loader = SequenceLoader(DATA, [len(x) for x, _ in DATA], collate, CONFIG, world.rank, world.size)
     ddp = wrap(model, world)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.5, momentum=0.9)
-    fit(ddp, make_objective(Problem.PARITY), loader, opt, FitConfig(epochs=2), [], None, world)
+    ticks = iter(range(0, 10**6, 1 + world.rank))
+    config = FitConfig(epochs=2, max_minutes=3 / 60 if budget else None)
+    state = fit(ddp, make_objective(Problem.PARITY), loader, opt, config, [], None, world,
+                clock=(lambda: float(next(ticks))) if budget else time.monotonic)
     if world.is_main:
-        torch.save([p.detach().clone() for p in model.parameters()], out)
+        torch.save({"weights": [p.detach().clone() for p in model.parameters()], "step": state.step}, out)
     finish(world)
 
 
 if __name__ == "__main__":
     assert "WORLD_SIZE" in os.environ
-    main(sys.argv[1])
+    main(sys.argv[1], budget=len(sys.argv) > 2)

@@ -1,4 +1,5 @@
-"""Independent references used by the tests: plain loops over one sequence at a time."""
+"""Independent references used by the tests: plain loops over one sequence at a time, the
+torch.nn modules the layers are compared with, and a tiny model with an embedding table."""
 
 from __future__ import annotations
 
@@ -80,3 +81,25 @@ def gradcheck_module(module: nn.Module, run, *inputs: Tensor) -> bool:
         return tuple(flatten(out))
 
     return torch.autograd.gradcheck(f, (*inputs, *params))
+
+
+TORCH_I, TORCH_H = 5, 7  # the input and hidden sizes of TORCH_MODULES
+TORCH_MODULES = {  # torch.nn layers, two layers deep and bidirectional, batch first
+    "lstm": lambda: nn.LSTM(TORCH_I, TORCH_H, 2, bidirectional=True, batch_first=True),
+    "lstmp": lambda: nn.LSTM(TORCH_I, TORCH_H, 2, bidirectional=True, batch_first=True, proj_size=3),
+    "gru": lambda: nn.GRU(TORCH_I, TORCH_H, 2, bidirectional=True, batch_first=True),
+    "rnn_tanh": lambda: nn.RNN(TORCH_I, TORCH_H, 2, bidirectional=True, batch_first=True),
+    "rnn_relu": lambda: nn.RNN(TORCH_I, TORCH_H, 2, bidirectional=True, batch_first=True, nonlinearity="relu"),
+}
+
+
+class TinyTagger(nn.Module):
+    """An embedding table (sparse gradients or dense) and a linear layer; forward: a scalar loss."""
+
+    def __init__(self, sparse, rows=10, width=3, dtype=torch.float32):
+        super().__init__()
+        self.embed = nn.Embedding(rows, width, sparse=sparse, dtype=dtype)
+        self.out = nn.Linear(width, 2, dtype=dtype)
+
+    def forward(self, ids):
+        return self.out(self.embed(ids)).pow(2).sum()

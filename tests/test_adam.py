@@ -4,21 +4,12 @@ sub-normal moments, and torch's step hooks and profiler region."""
 
 import pytest
 import torch
-from torch import nn
 
 from rnnkit.adam import Adam, LazyAdam
 from rnnkit.kernels import fused
 from rnnkit.optim import OptimizerConfig, build_optimizer
 
-
-class Tagger(nn.Module):
-    def __init__(self, sparse, rows=10, width=3, dtype=torch.float32):
-        super().__init__()
-        self.embed = nn.Embedding(rows, width, sparse=sparse, dtype=dtype)
-        self.out = nn.Linear(width, 2, dtype=dtype)
-
-    def forward(self, ids):
-        return self.out(self.embed(ids)).pow(2).sum()
+from reference import TinyTagger as Tagger
 
 
 @pytest.mark.parametrize("path", ["extension", "python"])

@@ -20,6 +20,8 @@ from rnnkit.optim import Method, OptimizerConfig, build_optimizer
 from rnnkit.softmax import SoftmaxOutput
 from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, check_optimizer, train_batch
 
+from reference import TinyTagger as Tagger
+
 pytestmark = pytest.mark.extension
 
 
@@ -31,16 +33,6 @@ class SoftmaxModel(nn.Module):
 
     def forward(self, x, targets):
         return self.out(torch.tanh(self.inp(x)), targets)
-
-
-class Tagger(nn.Module):
-    def __init__(self, sparse, rows=10, width=3, dtype=torch.float32):
-        super().__init__()
-        self.embed = nn.Embedding(rows, width, sparse=sparse, dtype=dtype)
-        self.out = nn.Linear(width, 2, dtype=dtype)
-
-    def forward(self, ids):
-        return self.out(self.embed(ids)).pow(2).sum()
 
 
 def _in_layers(model, softmax=True, tables=(), history=1024, **hyper):

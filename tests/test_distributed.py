@@ -23,12 +23,20 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path):
     out = tmp_path / "ddp.pt"
     result = _torchrun(str(HERE / "ddp_worker.py"), str(out))
     assert result.returncode == 0, result.stderr[-3000:]
-    ddp = torch.load(out)
+    ddp = torch.load(out)["weights"]
     single = run_single(world_size=2)
     for a, b in zip(ddp, single):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     moved = run_single(world_size=1)  # a different batching really gives different weights
     assert any(not torch.allclose(a, b, atol=1e-4) for a, b in zip(single, moved))
+
+
+def test_a_time_budget_stops_every_rank_at_the_same_batch(tmp_path):
+    """Each rank's clock runs differently; the ranks still stop together (one asks, all stop)."""
+    out = tmp_path / "ddp.pt"
+    result = _torchrun(str(HERE / "ddp_worker.py"), str(out), "budget")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(out)["step"] == 2  # rank 1's clock passed 3 s after its second batch: both stopped there
 
 
 def test_cli_nproc(tmp_path):

@@ -7,18 +7,11 @@ from torch import nn
 
 from rnnkit import GRU, LSTM, RNN, Activation
 
-from reference import run_torch
+from reference import TORCH_H, TORCH_I, TORCH_MODULES, run_torch
 
-I, H = 5, 7
+I, H = TORCH_I, TORCH_H
 LENGTHS = [6, 2, 9, 1, 4]
 T = max(LENGTHS)
-TORCH_MODULES = {
-    "lstm": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True),
-    "lstmp": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True, proj_size=3),
-    "gru": lambda: nn.GRU(I, H, 2, bidirectional=True, batch_first=True),
-    "rnn_tanh": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True),
-    "rnn_relu": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True, nonlinearity="relu"),
-}
 CONVERT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
 
 

@@ -10,19 +10,12 @@ from torch import nn
 from rnnkit import GRU, LSTM, RNN, Activation
 from rnnkit.kernels import Kernel, fused, native
 
-from reference import as_tuple, gradcheck_module, loop_over_cells, run_torch
+from reference import TORCH_H, TORCH_I, TORCH_MODULES, as_tuple, gradcheck_module, loop_over_cells, run_torch
 
-I, H = 5, 7
+I, H = TORCH_I, TORCH_H
 LENGTHS = [6, 2, 9, 1, 4]  # padded to T = 9, unsorted
 T = max(LENGTHS)
 
-TORCH_MODULES = {
-    "lstm": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True),
-    "lstmp": lambda: nn.LSTM(I, H, 2, bidirectional=True, batch_first=True, proj_size=3),
-    "gru": lambda: nn.GRU(I, H, 2, bidirectional=True, batch_first=True),
-    "rnn_tanh": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True),
-    "rnn_relu": lambda: nn.RNN(I, H, 2, bidirectional=True, batch_first=True, nonlinearity="relu"),
-}
 CONVERT = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
 KERNELS = [Kernel.EXTENSION, Kernel.TORCH, Kernel.REFERENCE]  # every implementation, each tested alone
 
