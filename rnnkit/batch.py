@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
+from rnnkit.settings import COUNT, NATURAL, check, setting
+
 
 def pad_sequences(sequences: Sequence[Tensor], value: float = 0) -> tuple[Tensor, Tensor]:
     """Stack sequences of shape (T_i, *) into (B, T, *) padded with ``value``; also
@@ -81,10 +83,13 @@ class Batch:
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    max_tokens: int | None = None  # budget per batch: B × T_max (padding counted) stays within it
-    batch_size: int | None = 32  # sequences per batch, when max_tokens is None
+    max_tokens: int | None = setting(None, COUNT)  # budget per batch: B × T_max (padding counted) stays within it
+    batch_size: int | None = setting(32, COUNT)  # sequences per batch, when max_tokens is None
     shuffle: bool = True  # shuffle ties within a length and the order of batches, each epoch
-    seed: int = 0  # with the epoch, fixes the order: every rank and every resumed run agree
+    seed: int = setting(0, NATURAL)  # with the epoch, fixes the order: every rank and every resumed run agree
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 class BucketSampler:

@@ -19,7 +19,7 @@ from torch import nn
 
 from rnnkit.checkpoint import save_checkpoint, save_model_dir
 from rnnkit.optim import LRSchedule
-from rnnkit.train import Callback, FitState, StepRecord
+from rnnkit.train import Callback, FitState, StepRecord, Stop
 from rnnkit.vocab import Vocab
 
 
@@ -70,7 +70,7 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, fit: FitState) -> None:
         best = best_epoch(fit.history, self.metric, self.minimize)
         if best is not None and len(fit.history) - 1 - best >= self.patience:
-            fit.stop = True
+            fit.stop, fit.stopped = True, Stop.EARLY
 
 
 class Checkpointer(Callback):

@@ -96,7 +96,8 @@ def save_checkpoint(root: Path, name: str, model: nn.Module, config: dict, vocab
     """
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / name, root / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in root.glob(".*.tmp-*"):  # half-written by a run that was killed (one run writes here)
+        shutil.rmtree(stale, ignore_errors=True)
     save_model_dir(tmp, model, config, vocabs)
     torch.save({**trainer, "rng": rng_states()}, tmp / "trainer.pt")
     for f in tmp.iterdir():
@@ -115,12 +116,34 @@ def save_checkpoint(root: Path, name: str, model: nn.Module, config: dict, vocab
     return final
 
 
+class Vocabs(dict):
+    """A directory's vocabularies by name; a missing one is an error naming its file."""
+
+    def __init__(self, directory: Path, vocabs: dict[str, Vocab]):
+        super().__init__(vocabs)
+        self.directory = directory
+
+    def __missing__(self, name: str) -> Vocab:
+        raise FileNotFoundError(f"{self.directory / f'vocab-{name}.json'} is missing: the model directory is "
+                                "incomplete")
+
+
 @dataclass
 class Checkpoint:
     path: Path
     config: dict
     vocabs: dict[str, Vocab]
     trainer: dict[str, Any]  # empty for a model directory
+
+
+def _read(path: Path, load):
+    """``load(path)``, with any failure to read or parse the file reported with its name."""
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: the directory is incomplete") from None
+    except Exception as err:  # noqa: BLE001 - a damaged file, whatever the library says
+        raise ValueError(f"{path} is damaged ({type(err).__name__}: {err})") from None
 
 
 def latest_checkpoint(root: Path) -> Path | None:
@@ -146,17 +169,24 @@ def read_config(directory: Path) -> Checkpoint:
     """Config, vocabularies and (if present) trainer state of a checkpoint or model directory
     (or of a training run's --out directory: its model/); ``path`` is the directory read."""
     directory = model_directory(directory)
-    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    vocabs = {p.stem.removeprefix("vocab-"): Vocab.load(p) for p in sorted(directory.glob("vocab-*.json"))}
+    config = _read(directory / "config.json", lambda p: json.loads(p.read_text(encoding="utf-8")))
+    vocabs = Vocabs(directory, {p.stem.removeprefix("vocab-"): _read(p, Vocab.load)
+                                for p in sorted(directory.glob("vocab-*.json"))})
     trainer_file = directory / "trainer.pt"
-    trainer = torch.load(trainer_file, weights_only=True) if trainer_file.exists() else {}
+    trainer = _read(trainer_file, lambda p: torch.load(p, weights_only=True)) if trainer_file.exists() else {}
     return Checkpoint(directory, config, vocabs, trainer)
 
 
 def load_weights(directory: Path, model: nn.Module) -> None:
     """Load ``directory/model.safetensors`` into ``model`` (strict: every tensor must match)."""
     directory = model_directory(directory)
-    missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=False)
+    try:  # safetensors' load_model restores tied weights (saved once) to every module sharing them
+        missing, unexpected = _read(directory / "model.safetensors", lambda p: load_model(model, str(p), strict=False))
+    except ValueError as err:
+        lines = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
+        if not lines:
+            raise
+        raise ValueError(f"{directory}: the weights do not fit the model ({lines[0]})") from None
     if missing or unexpected:
         raise ValueError(f"{directory}: the weights do not fit the model "
                          f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")

@@ -29,6 +29,7 @@ from torch import nn
 from rnnkit.adam import Adam, LazyAdam
 from rnnkit.adam_in_layers import AdamInLayers
 from rnnkit.kernels import fused
+from rnnkit.settings import FRACTION, NATURAL, NONNEGATIVE, POSITIVE, SHARE, SettingError, check, setting
 from rnnkit.softmax import SoftmaxOutput
 
 
@@ -42,12 +43,21 @@ class Method(enum.Enum):
 @dataclass(frozen=True)
 class OptimizerConfig:
     method: Method = Method.ADAM
-    lr: float = 1e-3  # learning rate
-    momentum: float = 0.0  # SGD and RMSProp momentum
-    weight_decay: float = 0.0  # L2 (SGD, RMSProp, Adam) or decoupled (AdamW)
-    rmsprop_alpha: float = 0.99  # RMSProp's moving-average factor for squared gradients
+    lr: float = setting(1e-3, POSITIVE)  # learning rate
+    momentum: float = setting(0.0, FRACTION)  # SGD and RMSProp momentum
+    weight_decay: float = setting(0.0, NONNEGATIVE)  # L2 (SGD, RMSProp, Adam) or decoupled (AdamW)
+    rmsprop_alpha: float = setting(0.99, FRACTION)  # RMSProp's moving-average factor for squared gradients
     sparse_embeddings: bool = False  # update only the used rows of sparse embedding tables
     in_layers: bool = False  # Adam family, CPU: softmax weights and dense-rule tables updated in their layers
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.momentum and self.method in (Method.ADAM, Method.ADAMW):
+            raise SettingError("momentum", f"has no effect with the {self.method.value} optimizer (its betas play that "
+                               "part); use --optimizer sgd or rmsprop, or leave momentum at 0", type(self).__name__)
+        if self.in_layers and self.method not in (Method.ADAM, Method.ADAMW):
+            raise SettingError("in_layers", f"needs the adam or adamw optimizer, not {self.method.value}",
+                               type(self).__name__)
 
 
 class Optimizers:
@@ -80,8 +90,6 @@ def _sparse_tables(model: nn.Module) -> list[nn.Parameter]:
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig) -> torch.optim.Optimizer | Optimizers:
     """The optimizer of ``config`` over the model's trainable parameters."""
-    if config.lr <= 0:
-        raise ValueError(f"lr must be > 0; got {config.lr}")
     tables = _sparse_tables(model)
     sparse = tables if config.sparse_embeddings else []
     sparse_ids = {id(p) for p in sparse}
@@ -136,10 +144,13 @@ class Schedule(enum.Enum):
 @dataclass(frozen=True)
 class ScheduleConfig:
     kind: Schedule = Schedule.CONSTANT
-    factor: float = 0.5  # the multiplier applied to the learning rate
-    patience: int = 0  # PLATEAU: epochs without improvement tolerated
-    start_epoch: int = 1  # DECAY: first epoch (1-based) after which the rate decays
-    min_lr: float = 0.0
+    factor: float = setting(0.5, SHARE)  # the multiplier applied to the learning rate
+    patience: int = setting(0, NATURAL)  # PLATEAU: epochs without improvement tolerated
+    start_epoch: int = setting(1, NATURAL)  # DECAY: first epoch (1-based) after which the rate decays
+    min_lr: float = setting(0.0, NONNEGATIVE)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 class LRSchedule:
@@ -151,8 +162,6 @@ class LRSchedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer | Optimizers, config: ScheduleConfig,
                  minimize: bool = True):
-        if not 0 < config.factor <= 1:
-            raise ValueError(f"schedule factor must be in (0, 1]; got {config.factor}")
         self.optimizer, self.config, self.minimize = optimizer, config, minimize
         self.epochs, self.best, self.stale = 0, None, 0
 

@@ -21,6 +21,7 @@ from rnnkit.callbacks import Checkpointer, EarlyStopping, Evaluate, Log, Schedul
 from rnnkit.checkpoint import restore_training
 from rnnkit.distributed import SINGLE, World, finish, unwrap, wrap
 from rnnkit.optim import LRSchedule, OptimizerConfig, ScheduleConfig, build_optimizer
+from rnnkit.settings import COUNT, NATURAL, check, setting
 from rnnkit.train import Callback, FitConfig, FitState, Loader, Objective, fit
 from rnnkit.vocab import Vocab
 
@@ -28,15 +29,18 @@ from rnnkit.vocab import Vocab
 @dataclass(frozen=True)
 class RunConfig:
     out: Path  # directory for checkpoints, logs and the trained model
-    seed: int = 0  # the weight noise's generator (the command line seeds everything else with it)
+    seed: int = setting(0, NATURAL)  # the weight noise's generator (the command line seeds everything else with it)
     resume: Path | None = None  # a checkpoint directory to continue from
-    checkpoint_every: int = 0  # also checkpoint every N updates (0: at epoch ends only)
-    log_every: int = 100  # a log line every N updates
-    patience: int | None = None  # early stopping: epochs without dev improvement
+    checkpoint_every: int = setting(0, NATURAL)  # also checkpoint every N updates (0: at epoch ends only)
+    log_every: int = setting(100, COUNT)  # a log line every N updates
+    patience: int | None = setting(None, NATURAL)  # early stopping: epochs without dev improvement
     tensorboard: bool = False  # also log to out/tensorboard
     fit: FitConfig = field(default_factory=FitConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass

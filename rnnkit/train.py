@@ -4,8 +4,10 @@
 ``bptt`` steps (one chunk of the whole batch for full BPTT): forward with the
 carried state detached, backward, clip, update; non-finite updates are
 skipped and counted; callbacks log, evaluate, schedule, stop early and
-checkpoint. The position (epoch, batch) and the carried state live in
-:class:`FitState`, which checkpoints save and resumption restores.
+checkpoint. The position (epoch, batch, chunk) and the carried state live in
+:class:`FitState`, which checkpoints save and resumption restores; a run stops
+(time budget, a callback's request) after any update, inside a long batch too,
+and a checkpoint taken there resumes at the next chunk.
 
 Truncated BPTT (Williams & Peng 1990) is implemented here once: ``bptt = k`` means an
 update every k steps, the state carried into the next chunk detached. With
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 from rnnkit.batch import Batch
 from rnnkit.distributed import SINGLE, World
 from rnnkit.optim import weight_noise
+from rnnkit.settings import COUNT, NATURAL, NONNEGATIVE, POSITIVE, check, setting
 
 
 @dataclass
@@ -70,20 +73,31 @@ class Precision(enum.Enum):
 
 @dataclass(frozen=True)
 class FitConfig:
-    epochs: int = 10  # passes over the training data
-    max_minutes: float | None = None  # stop (and checkpoint) once this much time has passed
-    bptt: int | None = None  # truncated BPTT: update every k steps; None = full BPTT per batch
+    epochs: int = setting(10, COUNT)  # passes over the training data
+    max_minutes: float | None = setting(None, POSITIVE)  # stop (and checkpoint) once this run has trained this long
+    bptt: int | None = setting(None, COUNT)  # truncated BPTT: update every k steps; None = full BPTT per batch
     carry_state: bool = False  # carry the final state from one batch into the next (one stream)
-    clip_norm: float | None = None  # rescale gradients whose global L2 norm exceeds this
-    clip_value: float | None = None  # clamp every gradient element to [-v, v]
-    weight_noise: float = 0.0  # std of Gaussian noise on the weights for each update (Graves 2013)
-    max_bad_steps: int = 10  # consecutive non-finite updates that stop training
+    clip_norm: float | None = setting(None, POSITIVE)  # rescale gradients whose global L2 norm exceeds this
+    clip_value: float | None = setting(None, POSITIVE)  # clamp every gradient element to [-v, v]
+    weight_noise: float = setting(0.0, NONNEGATIVE)  # std of Gaussian weight noise per update (Graves 2013)
+    max_bad_steps: int = setting(10, NATURAL)  # consecutive non-finite updates that stop training
     device: str = "cpu"
     precision: Precision = Precision.FLOAT32
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive updates had a non-finite loss or gradient."""
+
+
+class Stop(enum.Enum):
+    """Why a run ended before its last epoch."""
+
+    BUDGET = "budget"  # FitConfig.max_minutes of training in this run
+    EARLY = "early"  # the dev metric stopped improving
+    REQUEST = "request"  # a callback asked (an interrupt)
 
 
 @dataclass
@@ -92,18 +106,21 @@ class FitState:
 
     epoch: int = 0  # epochs completed
     batch: int = 0  # batches of the current epoch completed
+    chunk: int = 0  # updates (bptt chunks) of the current batch completed; 0 between batches
     step: int = 0  # updates applied
     skipped: int = 0  # non-finite updates skipped in total
     bad_in_row: int = 0
-    carried: Any = None  # recurrent state carried between batches (carry_state)
+    carried: Any = None  # recurrent state carried to the next chunk (mid-batch) or batch (carry_state)
     metrics: dict[str, float] = field(default_factory=dict)  # latest evaluation results
     history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
-    stop: bool = False  # set by a callback (early stopping, time budget)
+    stop: bool = False  # set by a callback, or by the time budget
+    stopped: Stop | None = None  # why, when the run ends early (not saved: a resumed run goes on)
     noise: torch.Generator = field(default_factory=torch.Generator)  # weight-noise draws
-    elapsed: float = 0.0  # training seconds before this run, for --max-minutes across resumption
+    elapsed: float = 0.0  # training seconds over this run and the runs it resumes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "batch": self.batch, "step": self.step, "skipped": self.skipped,
+        return {"epoch": self.epoch, "batch": self.batch, "chunk": self.chunk, "step": self.step,
+                "skipped": self.skipped,
                 "bad_in_row": self.bad_in_row, "carried": self.carried, "metrics": dict(self.metrics),
                 "history": list(self.history), "noise": self.noise.get_state(), "elapsed": self.elapsed}
 
@@ -195,68 +212,88 @@ def check_optimizer(optimizer, config: FitConfig) -> None:
                              f"pass ({type(optimizer).__name__}); use Adam")
 
 
-def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch, state: Any,
-                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, list[StepRecord]]:
-    """All the updates of one batch (one per chunk); returns the state after it and a record per update.
+def train_chunk(model: nn.Module, objective: Objective, optimizer, chunk: Batch, state: Any,
+                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, StepRecord]:
+    """One update: forward from ``state`` (detached), backward, clip, step; returns the state
+    after the chunk and the update's record.
 
-    Each update minimises the chunk's summed loss divided by the number of
-    predictions scored over all ranks: the mean over the global batch.
+    The update minimises the chunk's summed loss divided by the number of predictions
+    scored over all ranks: the mean over the global batch.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    with weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
+        out = objective(model, chunk, detach(state))
+        total = world.sum(out.count)
+        # DDP averages gradients over ranks: scale by the world size to get the global mean
+        (out.loss * (world.size / max(total, 1))).backward()
+    norm = _clip(params, config)
+    loss = float(out.loss.detach()) / max(out.count, 1)
+    finite = math.isfinite(norm) and math.isfinite(loss)
+    if finite and total > 0:
+        optimizer.step()
+        fit.step += 1
+        fit.bad_in_row = 0
+    else:
+        fit.skipped += 1
+        fit.bad_in_row += 1
+    optimizer.zero_grad(set_to_none=True)
+    record = StepRecord(loss, out.count, norm, chunk.tokens, finite,
+                        None if chunk.indices is None else chunk.indices.tolist())
+    if fit.bad_in_row > config.max_bad_steps:
+        raise TrainingDiverged(f"{fit.bad_in_row} updates in a row had a non-finite loss or gradient "
+                               f"(last: epoch {fit.epoch + 1}, batch {fit.batch + 1}, "
+                               f"sequences {record.indices}); lower the learning rate or clip")
+    return out.state, record
+
+
+def train_batch(model: nn.Module, objective: Objective, optimizer, batch: Batch, state: Any,
+                fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, list[StepRecord]]:
+    """All the updates of one batch (one per chunk); returns the state after it and a record per update."""
     records = []
     for chunk in _chunks(batch, config.bptt):
-        with weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
-            out = objective(model, chunk, detach(state))
-            total = world.sum(out.count)
-            # DDP averages gradients over ranks: scale by the world size to get the global mean
-            (out.loss * (world.size / max(total, 1))).backward()
-        norm = _clip(params, config)
-        loss = float(out.loss.detach()) / max(out.count, 1)
-        if math.isfinite(norm) and math.isfinite(loss) and total > 0:
-            optimizer.step()
-            fit.step += 1
-            fit.bad_in_row = 0
-        else:
-            fit.skipped += 1
-            fit.bad_in_row += 1
-        optimizer.zero_grad(set_to_none=True)
-        records.append(StepRecord(loss, out.count, norm, chunk.tokens, math.isfinite(norm) and math.isfinite(loss),
-                                  None if chunk.indices is None else chunk.indices.tolist()))
-        if fit.bad_in_row > config.max_bad_steps:
-            raise TrainingDiverged(f"{fit.bad_in_row} updates in a row had a non-finite loss or gradient "
-                                   f"(last: epoch {fit.epoch + 1}, batch {fit.batch + 1}, "
-                                   f"sequences {records[-1].indices}); lower the learning rate or clip")
-        state = out.state
+        state, record = train_chunk(model, objective, optimizer, chunk, state, fit, config, world)
+        records.append(record)
     return state, records
 
 
 def fit(model: nn.Module, objective: Objective, loader: Loader, optimizer, config: FitConfig,
         callbacks: Sequence[Callback] = (), state: FitState | None = None, world: World = SINGLE,
         clock: Callable[[], float] = time.monotonic) -> FitState:
-    """Train ``model`` until ``config.epochs`` are done, the time budget is spent
-    or a callback sets ``stop``. Pass the ``state`` of a checkpoint to resume."""
+    """Train ``model`` until ``config.epochs`` are done, this run has trained
+    ``config.max_minutes`` or a callback sets ``stop``. Pass the ``state`` of a
+    checkpoint to resume (the budget counts this run's time only)."""
     check_optimizer(optimizer, config)
     fit_state = state or FitState()
-    start = clock() - fit_state.elapsed
+    start, before = clock(), fit_state.elapsed
     model.train()
     while fit_state.epoch < config.epochs and not fit_state.stop:
         keys = loader.epoch(fit_state.epoch)
         while fit_state.batch < len(keys) and not fit_state.stop:
             batch = loader.batch(keys[fit_state.batch]).to(config.device)
-            carried = fit_state.carried if config.carry_state else None
+            chunks = _chunks(batch, config.bptt)
+            state = fit_state.carried if config.carry_state or fit_state.chunk else None
             for cb in callbacks:
                 cb.on_batch_start(fit_state, batch)
-            carried, records = train_batch(model, objective, optimizer, batch, carried, fit_state, config, world)
-            for cb in callbacks:
-                cb.on_batch_end(fit_state, batch)
-            fit_state.carried = detach(carried) if config.carry_state else None
-            fit_state.batch += 1
-            fit_state.elapsed = clock() - start
-            if config.max_minutes is not None and world.any(fit_state.elapsed > 60 * config.max_minutes):
-                fit_state.stop = True  # on every rank at the same batch: each one's clock decides for all
-            for record in records:
+            done = False
+            while not done and not fit_state.stop:
+                state, record = train_chunk(model, objective, optimizer, chunks[fit_state.chunk], state, fit_state,
+                                            config, world)
+                fit_state.chunk += 1
+                done = fit_state.chunk == len(chunks)
+                if done:  # the position past the batch
+                    fit_state.batch, fit_state.chunk = fit_state.batch + 1, 0
+                fit_state.carried = detach(state) if config.carry_state or fit_state.chunk else None
+                now = clock() - start
+                fit_state.elapsed = before + now
+                if config.max_minutes is not None and now > 60 * config.max_minutes:
+                    fit_state.stop, fit_state.stopped = True, Stop.BUDGET
                 for cb in callbacks:
                     cb.on_step(fit_state, record)
+                if world.any(fit_state.stop):  # every rank stops after the same update
+                    fit_state.stop = True
+                    fit_state.stopped = fit_state.stopped or Stop.REQUEST
+            for cb in callbacks:
+                cb.on_batch_end(fit_state, batch)
         if fit_state.batch >= len(keys):  # a whole epoch, not a stop in the middle
             fit_state.epoch += 1
             fit_state.batch = 0

@@ -18,6 +18,7 @@ from rnnkit.batch import Batch
 from rnnkit.kernels import fused
 from rnnkit.optim import Method, OptimizerConfig, build_optimizer
 from rnnkit.softmax import SoftmaxOutput
+from rnnkit.settings import SettingError
 from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, check_optimizer, train_batch
 
 from reference import TinyTagger as Tagger
@@ -192,8 +193,8 @@ def test_build_optimizer_takes_the_softmax_and_the_dense_rule_tables():
     assert len([p for g in opt.param_groups for p in g["params"]]) == len(list(model.parameters()))
     lazy = build_optimizer(LM(), OptimizerConfig(in_layers=True, sparse_embeddings=True))  # the table: DyNet's rule
     assert lazy.in_backward is not None and not lazy.deferred and lazy.param_groups[1]["lazy"]
-    with pytest.raises(ValueError, match="Adam"):
-        build_optimizer(LM(), OptimizerConfig(in_layers=True, method=Method.SGD))
+    with pytest.raises(SettingError, match="in_layers needs the adam or adamw optimizer, not sgd"):
+        OptimizerConfig(in_layers=True, method=Method.SGD)
     nothing = build_optimizer(Tagger(True), OptimizerConfig(in_layers=True, sparse_embeddings=True))
     assert nothing.in_backward is None and not nothing.deferred  # nothing to take: Adam's steps alone
 

@@ -161,9 +161,9 @@ def _bad(tmp_path, name, content):
     return path
 
 
-def _one_error_line(capsys, *argv):
-    code, _, err = _run(capsys, *argv)
-    assert code == 1
+def _one_error_line(capsys, *argv, code=1):
+    got, _, err = _run(capsys, *argv)
+    assert got == code
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rnnkit: error: "), err
     return lines[0]
@@ -187,8 +187,8 @@ def test_baseline_of_the_wrong_kind_and_bptt(tmp_path, capsys):
     series = _write_ts(tmp_path / "train.ts", 6, 0)
     line = _one_error_line(capsys, "train", "--train", series, "--model", "bow-logreg", "--out", tmp_path / "o")
     assert "--model bow-logreg reads tsv data" in line and "use --model stats-logreg" in line
-    line = _one_error_line(capsys, "train", "--train", series, "--bptt", "3", "--out", tmp_path / "o")
-    assert "--bptt does not apply to classify" in line
+    line = _one_error_line(capsys, "train", "--train", series, "--bptt", "3", "--out", tmp_path / "o", code=2)
+    assert "--bptt: does not apply to classify" in line
 
 
 def test_malformed_eval_and_predict_inputs(tmp_path, capsys, models, monkeypatch):

@@ -92,7 +92,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert main(["toy", "eval", "--model", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("rnnkit: error:") and "not a model directory" in err
-    assert main(["toy", "train", "--out", str(tmp_path / "r"), "--resume"]) == 1
+    assert main(["toy", "train", "--out", str(tmp_path / "r"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
 

@@ -135,13 +135,13 @@ def _errors(root, trained):
         "utf8": (["lm", "train", "--train", root / "bad.txt", *out], "bad.txt:2: invalid UTF-8"),
         "missing train": (["lm", "train", "--train", root / "nope.txt", *out], "nope.txt: no such file"),
         "plateau without dev": (["lm", "train", "--train", root / "train.txt", "--schedule", "plateau",
-                                 "--holdout", "0", *out], "--dev"),
+                                 "--holdout", "0", *out], "--schedule: plateau needs dev data: give --dev"),
         "stream with max tokens": (["lm", "train", "--train", root / "train.txt", "--max-tokens", "50", *out],
-                                   "--regime sentences"),
+                                   "--max-tokens: batches sentences: use it with --regime sentences"),
         "too short for the batch": (["lm", "train", "--train", root / "dev.txt", *out, "--batch-size", "100"],
                                     "too short"),
         "tie needs equal widths": (["lm", "train", "--train", root / "train.txt", *out, "--tie-weights",
-                                    "--embed", "4"], "tie_weights"),
+                                    "--embed", "4"], "--tie-weights: needs embed_size == hidden_size"),
         "missing model": (["lm", "eval", "--model", root / "no-model", "--data", root / "dev.txt"],
                           "not a model directory"),
         "not an lm": (["lm", "eval", "--model", root / "toy", "--data", root / "dev.txt"], "not a language model"),
@@ -150,16 +150,22 @@ def _errors(root, trained):
         "eval empty data": (["lm", "eval", "--model", word, "--data", root / "empty.txt"], "empty file"),
         "eval bad utf8": (["lm", "eval", "--model", word, "--data", root / "bad.txt"], "invalid UTF-8"),
         "generate missing model": (["lm", "generate", "--model", root / "no-model"], "not a model directory"),
-        "top-p": (["lm", "generate", "--model", word, "--top-p", "0"], "top_p must be in (0, 1]"),
-        "temperature": (["lm", "generate", "--model", word, "--temperature", "0"], "temperature must be > 0"),
+        "top-p": (["lm", "generate", "--model", word, "--top-p", "0"], "argument --top-p: must be a number in (0, 1]"),
+        "temperature": (["lm", "generate", "--model", word, "--temperature", "0"],
+                        "argument --temperature: must be a number > 0"),
         "sentence prime": (["lm", "generate", "--model", sentences, "--prime", "a b\nc d"], "one line"),
     }
 
 
 def test_malformed_inputs_give_one_error_line(corpus, trained, capsys):
+    """Bad data: exit 1; a bad setting: exit 2 (from the flag's check, or from its config's)."""
     for case, (argv, message) in _errors(corpus, trained).items():
         capsys.readouterr()
-        assert run(*argv) == 1, case
+        try:
+            code = run(*argv)
+        except SystemExit as stop:
+            code = stop.code
         err = capsys.readouterr().err
-        assert err.startswith("rnnkit: error: ") and err.count("\n") == 1, (case, err)
+        assert code == (2 if message.startswith(("--", "argument --")) else 1), (case, err)
+        assert err.startswith("rnnkit") and ": error: " in err and err.count("\n") == 1, (case, err)
         assert message in err, (case, err)

@@ -11,7 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from rnnkit.callbacks import best_epoch
 from rnnkit.commands.common import (
     common_parent,
     eval_parent,
@@ -20,10 +19,12 @@ from rnnkit.commands.common import (
     run_job,
     setup,
     setup_inference,
+    start_run,
     thread_count,
 )
 from rnnkit.data.errors import DataError
 from rnnkit.layers import CellKind
+from rnnkit.settings import SettingError, rule
 from rnnkit.tasks.classify import (
     DEFAULTS,
     ClassifierConfig,
@@ -63,28 +64,27 @@ def _apply_defaults(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.bptt is not None:
-        raise ValueError("--bptt does not apply to classify: every sequence is one example, read whole")
+        raise SettingError("bptt", "does not apply to classify: every sequence is one example, read whole")
     _apply_defaults(args)
     data = ClassifyData(train=args.train, dev=args.dev, format=_format(args.format),
                         text=TextConfig(lowercase=args.lowercase, min_freq=args.min_freq),
                         batch_size=args.batch_size, holdout=args.holdout, seed=args.seed)
+    config = ClassifierConfig(num_classes=0, embed_size=args.embed, cell=CellKind(args.cell), hidden_size=args.hidden,
+                              num_layers=args.layers, bidirectional=args.bidirectional, dropout=args.dropout,
+                              pool=Pool(args.pool), attention_size=args.attention_size)
+    baseline = LogRegConfig(C=args.C)
+    run = start_run(args)
     kind = ModelKind(args.model)
     if kind is not ModelKind.RNN:
-        metrics = train_baseline(data, kind, LogRegConfig(C=args.C), args.out / "model")
+        metrics = train_baseline(data, kind, baseline, args.out / "model")
+        print(f"model saved to {args.out / 'model'}", file=sys.stderr)
         if metrics:
             print_metrics(metrics, False)
         return 0
     if maybe_launch(args, argv):
         return 0
     world = setup(args)
-    config = ClassifierConfig(num_classes=0, embed_size=args.embed, cell=CellKind(args.cell), hidden_size=args.hidden,
-                              num_layers=args.layers, bidirectional=args.bidirectional, dropout=args.dropout,
-                              pool=Pool(args.pool), attention_size=args.attention_size)
-    fit = run_job(args, training_job(data, config, world), world)
-    best = best_epoch(fit.history, "accuracy", minimize=False)
-    if world.is_main and best is not None:
-        print_metrics(fit.history[best], as_json=False)  # the dev scores of the saved model (its epoch)
-    return 0
+    return run_job(args, training_job(data, config, world, args.resumed), world, run)
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
@@ -132,22 +132,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = train.add_argument_group("rnn")
     g.add_argument("--cell", choices=[c.value for c in CellKind], default=None, help="default: gru for series, lstm "
                                                                                     "for text")
-    g.add_argument("--layers", type=int, default=1)
-    g.add_argument("--hidden", type=int, default=None, help="units per direction (default: 64 series, 100 text)")
+    g.add_argument("--layers", type=rule(ClassifierConfig, "num_layers"), default=1, help="stacked recurrent layers")
+    g.add_argument("--hidden", type=rule(ClassifierConfig, "hidden_size"), default=None,
+                   help="units per direction (default: 64 series, 100 text)")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None, help="default: yes")
-    g.add_argument("--dropout", type=float, default=None,
+    g.add_argument("--dropout", type=rule(ClassifierConfig, "dropout"), default=None,
                    help="on embeddings, between layers and on the summary (default: 0 series, 0.5 text)")
     g.add_argument("--pool", choices=[p.value for p in Pool], default=None,
                    help="the summary the output layer sees; every-step scores each step against the label "
                         "(default: last for series, max for text)")
-    g.add_argument("--attention-size", type=int, default=64)
-    g.add_argument("--embed", type=int, default=100, help="word embedding width (text)")
-    g.add_argument("--batch-size", type=int, default=32, help="sequences per batch and per process")
+    g.add_argument("--attention-size", type=rule(ClassifierConfig, "attention_size"), default=64,
+                   help="width of the attention's hidden layer (--pool attention)")
+    g.add_argument("--embed", type=rule(ClassifierConfig, "embed_size"), default=100,
+                   help="word embedding width (text)")
+    g.add_argument("--batch-size", type=rule(ClassifyData, "batch_size"), default=32,
+                   help="sequences per batch and per process")
     t = train.add_argument_group("text")
-    t.add_argument("--lowercase", action="store_true")
-    t.add_argument("--min-freq", type=int, default=None, help="rarer training words become <unk> (default 2)")
+    t.add_argument("--lowercase", action="store_true", help="lowercase before splitting into words")
+    t.add_argument("--min-freq", type=rule(TextConfig, "min_freq"), default=None,
+                   help="rarer training words become <unk> (default 2)")
     b = train.add_argument_group("baselines")
-    b.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
+    b.add_argument("--C", type=rule(LogRegConfig, "C"), default=1.0,
+                   help="inverse L2 strength of the logistic regression")
     train.set_defaults(run=_train)
     ev = actions.add_parser("eval", parents=[eval_parent()], help="accuracy, loss, count and macro F1 on a file")
     ev.add_argument("--data", type=Path, required=True, help="labelled .tsv or .ts file")
@@ -158,6 +164,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--data", type=Path, default=None,
                     help="text lines or label<TAB>text (default: stdin), or a .ts file")
     _data_flags(pr)
-    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--device", default="cpu", help="cpu or cuda")
     pr.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     pr.set_defaults(run=_predict)

@@ -25,10 +25,12 @@ from rnnkit.commands.common import (
     run_job,
     setup,
     setup_inference,
+    start_run,
     thread_count,
 )
 from rnnkit.data.text import Level
 from rnnkit.decode import sample
+from rnnkit.settings import COUNT, NATURAL, POSITIVE, SHARE, rule
 from rnnkit.tasks.lm import (
     CellKind,
     LMConfig,
@@ -68,19 +70,16 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     regime = Regime(args.regime)
     if regime is Regime.STREAM and args.bptt is None:
         args.bptt = DEFAULT_BPTT  # one meaning in both regimes: an update every --bptt steps
+    data = LMData(train=args.train, dev=args.dev, level=Level(args.level), regime=regime, batch_size=args.batch_size,
+                  bptt=args.bptt or DEFAULT_BPTT, max_tokens=args.max_tokens, min_count=args.min_freq,
+                  max_vocab=args.max_vocab, eval_batch_size=args.eval_batch_size, eval_bptt=args.eval_bptt,
+                  holdout=args.holdout, seed=args.seed)
+    config = _model_config(args)
+    run = start_run(args)
     if maybe_launch(args, argv):
         return 0
     world = setup(args)
-    data = LMData(train=args.train, dev=args.dev, level=Level(args.level), regime=regime, batch_size=args.batch_size,
-                  bptt=args.bptt or DEFAULT_BPTT, max_tokens=args.max_tokens, min_count=args.min_count,
-                  max_vocab=args.max_vocab, eval_batch_size=args.eval_batch_size, eval_bptt=args.eval_bptt,
-                  holdout=args.holdout, seed=args.seed)
-    if args.eval_batch_size is not None and args.eval_batch_size < 1:
-        raise ValueError(f"--eval-batch-size must be >= 1; got {args.eval_batch_size}")
-    fit = run_job(args, training_job(data, _model_config(args), world), world)
-    if world.is_main and fit.metrics:
-        print_metrics(fit.metrics, as_json=False)
-    return 0
+    return run_job(args, training_job(data, config, world, args.resumed), world, run)
 
 
 def _check_level(spec: dict, level: str | None, directory: Path) -> Level:
@@ -160,43 +159,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--train", type=Path, required=True, help="UTF-8 text: words split by spaces, or characters")
     train.add_argument("--dev", type=Path, help="development text, scored at each epoch's end "
                                                 "(default: --holdout of the training text)")
-    train.add_argument("--level", choices=[v.value for v in Level], default="word")
+    train.add_argument("--level", choices=[v.value for v in Level], default="word", help="symbols: words or chars")
     train.add_argument("--regime", choices=[r.value for r in Regime], default="stream",
                        help="stream: one stream, truncated BPTT, state carried; sentences: one line a sequence")
     train.add_argument("--model", choices=[a.value for a in Architecture], default="rnn",
                        help="rnn: a recurrent stack; nplm: Bengio et al. 2003's fixed-window model")
     train.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm", help="rnn: the recurrence")
-    train.add_argument("--embed", type=int, default=200, help="embedding width E")
-    train.add_argument("--hidden", type=int, default=200, help="hidden width H of each layer")
-    train.add_argument("--layers", type=int, default=2, help="rnn: stacked layers")
-    train.add_argument("--dropout", type=float, default=0.0)
+    train.add_argument("--embed", type=rule(LMConfig, "embed_size"), default=200, help="embedding width E")
+    train.add_argument("--hidden", type=rule(LMConfig, "hidden_size"), default=200, help="hidden width H of each layer")
+    train.add_argument("--layers", type=rule(LMConfig, "num_layers"), default=2, help="rnn: stacked layers")
+    train.add_argument("--dropout", type=rule(LMConfig, "dropout"), default=0.0,
+                       help="on embeddings, between layers and before the softmax")
     train.add_argument("--tie-weights", action="store_true", help="rnn: share input and output embeddings (E == H)")
-    train.add_argument("--init-range", type=float, default=None, help="rnn: every parameter from U(-r, r)")
-    train.add_argument("--order", type=int, default=5, help="nplm: n, predicting from the n - 1 previous symbols")
+    train.add_argument("--init-range", type=rule(LMConfig, "init_range"), default=None,
+                       help="rnn: every parameter from U(-r, r)")
+    train.add_argument("--order", type=rule(NPLMConfig, "order"), default=5,
+                       help="nplm: n, predicting from the n - 1 previous symbols")
     train.add_argument("--direct", action="store_true", help="nplm: direct connections embeddings -> output")
-    train.add_argument("--batch-size", type=int, default=20,
+    train.add_argument("--batch-size", type=rule(LMData, "batch_size"), default=20,
                        help="stream rows (over all --nproc processes), or sentences per batch and process")
-    train.add_argument("--max-tokens", type=int, default=None, help="sentences: a token budget per batch instead")
-    train.add_argument("--min-count", type=int, default=1, help="rarer training symbols become <unk>")
-    train.add_argument("--max-vocab", type=int, default=None, help="keep at most this many symbols")
-    train.add_argument("--eval-batch-size", type=int, default=None,
+    train.add_argument("--max-tokens", type=rule(LMData, "max_tokens"), default=None,
+                       help="sentences: a token budget per batch instead")
+    train.add_argument("--min-freq", "--min-count", type=rule(LMData, "min_count"), default=1,
+                       help="rarer training symbols become <unk>")
+    train.add_argument("--max-vocab", type=rule(LMData, "max_vocab"), default=None,
+                       help="keep at most this many symbols")
+    train.add_argument("--eval-batch-size", type=rule(LMData, "eval_batch_size"), default=None,
                        help="dev scoring: stream rows (default 1, exact) or sentences per batch (default 64)")
-    train.add_argument("--eval-bptt", type=int, default=256, help="dev scoring: stream chunk length")
+    train.add_argument("--eval-bptt", type=rule(LMData, "eval_bptt"), default=256,
+                       help="dev scoring: stream chunk length")
     train.set_defaults(run=_train)
     ev = actions.add_parser("eval", parents=[eval_parent()], help="perplexity or bits per character of a text")
-    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--data", type=Path, required=True, help="text to score")
     ev.add_argument("--level", choices=[v.value for v in Level], default=None, help="checked against the model's")
-    ev.add_argument("--batch-size", type=int, default=None, help="stream rows or sentences per batch")
-    ev.add_argument("--bptt", type=int, default=256, help="stream chunk length (memory only)")
+    ev.add_argument("--batch-size", type=COUNT, default=None, help="stream rows or sentences per batch")
+    ev.add_argument("--bptt", type=COUNT, default=256, help="stream chunk length (memory only)")
     ev.set_defaults(run=_eval)
     gen = actions.add_parser("generate", help="sample text, continuing a prime")
     gen.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     gen.add_argument("--prime", default="", help="text to continue ('-': read it from stdin)")
-    gen.add_argument("--length", type=int, default=100, help="most symbols drawn (word models stop at </s>)")
-    gen.add_argument("--temperature", type=float, default=1.0)
-    gen.add_argument("--top-k", type=int, default=None)
-    gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set holding p")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--length", type=COUNT, default=100, help="most symbols drawn (word models stop at </s>)")
+    gen.add_argument("--temperature", type=POSITIVE, default=1.0, help="below 1: safer; above 1: more varied")
+    gen.add_argument("--top-k", type=COUNT, default=None, help="draw from the k likeliest symbols only")
+    gen.add_argument("--top-p", type=SHARE, default=None, help="nucleus sampling: the smallest set holding p")
+    gen.add_argument("--seed", type=NATURAL, default=0, help="the draws' seed")
+    gen.add_argument("--device", default="cpu", help="cpu or cuda")
     gen.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     gen.set_defaults(run=_generate)

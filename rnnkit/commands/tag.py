@@ -19,9 +19,12 @@ from rnnkit.commands.common import (
     run_job,
     setup,
     setup_inference,
+    start_run,
 )
+from rnnkit.data.errors import read_lines
 from rnnkit.data.tagged import TaggedSentence, write_conll, write_conllu, write_slash
 from rnnkit.metrics import tagging_metrics
+from rnnkit.settings import rule
 from rnnkit.tasks.tagger import (
     Baseline,
     Format,
@@ -46,33 +49,28 @@ def _format(name: str | None) -> Format | None:
     return None if name is None else Format(name)
 
 
-def _read_plain(text: str) -> list[TaggedSentence]:
-    return [TaggedSentence(line.split(), [], n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+def _read_plain(lines: list[str]) -> list[TaggedSentence]:
+    return [TaggedSentence(line.split(), [], n) for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.model not in NEURAL and args.model not in BASELINES:
-        raise ValueError(f"unknown --model {args.model!r}; choose from {', '.join([*NEURAL, *BASELINES])}")
     data = TagData(train=args.train, dev=args.dev, format=_format(args.format), column=args.column,
                    batch_size=args.batch_size, min_freq=args.min_freq, holdout=args.holdout, seed=args.seed)
+    config = TaggerConfig(num_words=0, num_chars=0, num_tags=0, word_dim=args.embed, char_dim=args.char_dim,
+                          char_hidden=args.char_hidden, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
+                          crf=NEURAL.get(args.model, True), bio_constraints=args.bio_constraints,
+                          sparse_embeddings=args.sparse_embeddings)
+    run = start_run(args)
     if args.model in BASELINES:
         metrics = train_baseline(data, Baseline(args.model), args.out / "model")
+        print(f"model saved to {args.out / 'model'}", file=sys.stderr)
         if metrics:
             print_metrics(metrics, as_json=False)
         return 0
     if maybe_launch(args, argv):
         return 0
     world = setup(args)
-    config = TaggerConfig(num_words=0, num_chars=0, num_tags=0, word_dim=args.word_dim, char_dim=args.char_dim,
-                          char_hidden=args.char_hidden, hidden=args.hidden, layers=args.layers, dropout=args.dropout,
-                          crf=NEURAL[args.model], bio_constraints=args.bio_constraints,
-                          sparse_embeddings=args.sparse_embeddings)
-    job = training_job(data, config, world)
-    fit = run_job(args, job, world)
-    if world.is_main and fit.history and job.metric:
-        best = max(fit.history, key=lambda h: h[job.metric])
-        print(f"best dev {job.metric}: {best[job.metric]:.4f} (epoch {best['epoch']})")
-    return 0
+    return run_job(args, training_job(data, config, world, args.resumed), world, run)
 
 
 def _saved_format(ck) -> Format | None:
@@ -96,8 +94,7 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> int:
     fmt = args.format or (data_format(args.data, None).value if args.data and args.data.suffix in (".conllu", ".conll")
                           else "text")
     if fmt == "text":
-        text = args.data.read_text(encoding="utf-8") if args.data else sys.stdin.read()
-        sentences = _read_plain(text)
+        sentences = _read_plain(read_lines(args.data) if args.data else sys.stdin.read().splitlines())
     else:
         if args.data is None:
             raise ValueError(f"--format {fmt} needs --data FILE (standard input is read as plain text)")
@@ -121,21 +118,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="default: from the extension (.conllu, .conll; otherwise word/TAG)")
     fmt.add_argument("--column", default=None, help="CoNLL-U column name or index, or the CoNLL tag column")
     train = actions.add_parser("train", parents=[common_parent(), fmt], help="train a tagger")
-    train.add_argument("--train", type=Path, required=True)
+    train.add_argument("--train", type=Path, required=True, help="tagged training file")
     train.add_argument("--dev", type=Path, default=None, help="default: --holdout of the training sentences")
-    train.add_argument("--model", default="bilstm-crf", help=f"one of {', '.join([*NEURAL, *BASELINES])}")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--word-dim", type=int, default=100)
-    train.add_argument("--char-dim", type=int, default=30, help="0: no character features")
-    train.add_argument("--char-hidden", type=int, default=50)
-    train.add_argument("--hidden", type=int, default=100)
-    train.add_argument("--layers", type=int, default=1)
-    train.add_argument("--dropout", type=float, default=0.5)
-    train.add_argument("--min-freq", type=int, default=2, help="rarer words are <unk> (chars still see them)")
+    train.add_argument("--model", choices=[*NEURAL, *BASELINES], default="bilstm-crf",
+                       help="bilstm-crf, bilstm (softmax output), or a baseline: hmm, crf (sparse features)")
+    train.add_argument("--batch-size", type=rule(TagData, "batch_size"), default=32, help="sentences per batch")
+    train.add_argument("--embed", "--word-dim", type=rule(TaggerConfig, "word_dim"), default=100,
+                       help="word embedding width")
+    train.add_argument("--char-dim", type=rule(TaggerConfig, "char_dim"), default=30,
+                       help="character embedding width (0: no character features)")
+    train.add_argument("--char-hidden", type=rule(TaggerConfig, "char_hidden"), default=50,
+                       help="character BiLSTM units per direction")
+    train.add_argument("--hidden", type=rule(TaggerConfig, "hidden"), default=100, help="BiLSTM units per direction")
+    train.add_argument("--layers", type=rule(TaggerConfig, "layers"), default=1, help="stacked BiLSTM layers")
+    train.add_argument("--dropout", type=rule(TaggerConfig, "dropout"), default=0.5,
+                       help="on the word representations and the BiLSTM outputs")
+    train.add_argument("--min-freq", type=rule(TagData, "min_freq"), default=2,
+                       help="rarer words are <unk> (characters still see them)")
     train.add_argument("--bio-constraints", action="store_true", help="forbid invalid BIO transitions")
     train.set_defaults(run=_train)
     ev = actions.add_parser("eval", parents=[eval_parent(), fmt], help="metrics on tagged data")
-    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--data", type=Path, required=True, help="tagged file to score")
     ev.set_defaults(run=_eval)
     pr = actions.add_parser("predict", parents=[fmt], help="tag text (one sentence per line) or a CoNLL file")
     pr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")

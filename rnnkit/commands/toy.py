@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnnkit.batch import BatchingConfig
 from rnnkit.checkpoint import load_weights, read_config
 from rnnkit.commands.common import (
     common_parent,
@@ -14,21 +15,21 @@ from rnnkit.commands.common import (
     run_job,
     setup,
     setup_inference,
+    start_run,
 )
+from rnnkit.settings import COUNT, NATURAL, rule
 from rnnkit.tasks.toys import CellKind, Problem, ToyConfig, build_model, evaluate, make_dataset, training_job
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    if maybe_launch(args, argv):
-        return 0
-    world = setup(args)
     config = ToyConfig(problem=Problem(args.problem), cell=CellKind(args.cell), hidden_size=args.hidden,
                        num_layers=args.layers, train_size=args.train_size, max_length=args.max_length,
                        test_length=args.test_length)
-    fit = run_job(args, training_job(config, args.batch_size, args.seed, world), world)
-    if world.is_main and fit.metrics:
-        print_metrics(fit.metrics, as_json=False)
-    return 0
+    run = start_run(args)
+    if maybe_launch(args, argv):
+        return 0
+    world = setup(args)
+    return run_job(args, training_job(config, args.batch_size, args.seed, world), world, run)
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
@@ -49,17 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     toy = sub.add_parser("toy", help="binary addition, parity, the LSTM memory example")
     actions = toy.add_subparsers(dest="action", required=True)
     train = actions.add_parser("train", parents=[common_parent()], help="train on short sequences")
-    train.add_argument("--problem", choices=[p.value for p in Problem], default="addition")
-    train.add_argument("--cell", choices=[c.value for c in CellKind], default="elman")
-    train.add_argument("--hidden", type=int, default=16)
-    train.add_argument("--layers", type=int, default=1)
-    train.add_argument("--train-size", type=int, default=2000)
-    train.add_argument("--max-length", type=int, default=9)
-    train.add_argument("--test-length", type=int, default=33)
-    train.add_argument("--batch-size", type=int, default=32, help="sequences per batch and per process")
+    train.add_argument("--problem", choices=[p.value for p in Problem], default="addition", help="the toy task")
+    train.add_argument("--cell", choices=[c.value for c in CellKind], default="elman", help="the recurrence")
+    train.add_argument("--hidden", type=rule(ToyConfig, "hidden_size"), default=16, help="hidden units")
+    train.add_argument("--layers", type=rule(ToyConfig, "num_layers"), default=1, help="stacked layers")
+    train.add_argument("--train-size", type=rule(ToyConfig, "train_size"), default=2000, help="training sequences")
+    train.add_argument("--max-length", type=rule(ToyConfig, "max_length"), default=9,
+                       help="longest training sequence")
+    train.add_argument("--test-length", type=rule(ToyConfig, "test_length"), default=33,
+                       help="length of the evaluation sequences")
+    train.add_argument("--batch-size", type=rule(BatchingConfig, "batch_size"), default=32,
+                       help="sequences per batch and per process")
     train.set_defaults(run=_train)
     ev = actions.add_parser("eval", parents=[eval_parent()], help="score on fresh, longer sequences")
-    ev.add_argument("--length", type=int, default=None, help="sequence length (default: the model's test length)")
-    ev.add_argument("--count", type=int, default=1000)
-    ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument("--length", type=COUNT, default=None, help="sequence length (default: the model's test length)")
+    ev.add_argument("--count", type=COUNT, default=1000, help="sequences drawn")
+    ev.add_argument("--seed", type=NATURAL, default=12345, help="the draws' seed")
     ev.set_defaults(run=_eval)

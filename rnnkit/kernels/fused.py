@@ -23,8 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -58,9 +56,7 @@ def extension():
     if os.environ.get("RNNKIT_NO_EXTENSION"):
         return None
     try:
-        from torch.utils.cpp_extension import load
-        if shutil.which("ninja") is None:  # the ninja wheel's binary sits beside this interpreter
-            os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        from rnnkit.kernels import jit
         capability = torch.backends.cpu.get_cpu_capability()
         # -fopenmp: at::parallel_for is inline and runs serially unless compiled with OpenMP; the
         # loader then binds the libgomp.so.1 that torch already loaded (one thread pool)
@@ -68,8 +64,7 @@ def extension():
         # the name carries a digest of the flags, every source file and the header: any edit rebuilds
         sources = b"".join(path.read_bytes() for path in sorted(CSRC.iterdir()))
         digest = hashlib.sha1(" ".join(flags).encode() + sources).hexdigest()[:10]
-        return load(name=f"rnnkit_kernels_{capability.lower()}_{digest}", sources=[str(path) for path in SOURCES],
-                    verbose=False, extra_cflags=flags, extra_ldflags=["-fopenmp"])
+        return jit.load(f"rnnkit_kernels_{capability.lower()}_{digest}", SOURCES, flags, ["-fopenmp"])
     except Exception as error:  # noqa: BLE001 - any build failure means: use the other paths
         warnings.warn(f"rnnkit: the fused C++ recurrences could not be built ({type(error).__name__}: "
                       f"{str(error).strip().splitlines()[-1] if str(error).strip() else ''}); "

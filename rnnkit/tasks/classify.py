@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit.batch import Batch, BatchingConfig, pad_sequences
-from rnnkit.checkpoint import load_weights, read_config, save_model_dir
+from rnnkit.checkpoint import Checkpoint, load_weights, read_config, save_model_dir
 from rnnkit.data.split import hold_out
 from rnnkit.distributed import SINGLE, World
 from rnnkit.layers import LAYERS, CellKind
@@ -45,6 +45,7 @@ from rnnkit.loader import SequenceLoader
 from rnnkit.losses import sequence_label_cross_entropy
 from rnnkit.pooling import AttentionPool, last_pool, max_pool, mean_pool
 from rnnkit.runner import TrainingJob
+from rnnkit.settings import COUNT, FRACTION, NATURAL, check, setting
 from rnnkit.tasks.classify_data import (
     Cases,
     Format,
@@ -83,19 +84,22 @@ class ModelKind(enum.Enum):
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    num_classes: int  # K
-    vocab_size: int = 0  # V: word inputs, embedded (0 for real-valued inputs)
-    embed_size: int = 100  # E, width of the word embeddings
-    num_features: int = 0  # C: real-valued inputs, standardised (0 for word inputs)
+    num_classes: int = setting(rule=NATURAL)  # K; 0 until the data sets it
+    vocab_size: int = setting(0, NATURAL)  # V: word inputs, embedded (0 for real-valued inputs)
+    embed_size: int = setting(100, COUNT)  # E, width of the word embeddings
+    num_features: int = setting(0, NATURAL)  # C: real-valued inputs, standardised (0 for word inputs)
     mean: tuple[float, ...] = ()  # (C,) each feature's training-set mean over all valid frames
     std: tuple[float, ...] = ()  # (C,) its standard deviation (1 where that is 0)
     cell: CellKind = CellKind.LSTM
-    hidden_size: int = 64  # H, per direction
-    num_layers: int = 1
+    hidden_size: int = setting(64, COUNT)  # H, per direction
+    num_layers: int = setting(1, COUNT)
     bidirectional: bool = False
-    dropout: float = 0.0  # on the word embeddings, between layers and on the summary
+    dropout: float = setting(0.0, FRACTION)  # on the word embeddings, between layers and on the summary
     pool: Pool = Pool.LAST
-    attention_size: int = 64  # A, width of the attention's hidden layer (Pool.ATTENTION)
+    attention_size: int = setting(64, COUNT)  # A, width of the attention's hidden layer (Pool.ATTENTION)
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def check(self) -> None:
         """The input and output sizes must be set (from the data: :func:`training_job` does it)."""
@@ -269,9 +273,12 @@ class ClassifyData:
     dev: Path | None = None  # scored each epoch, the best epoch kept; None: held out of train (holdout)
     format: Format | None = None  # None: from the extension
     text: TextConfig = TextConfig()
-    batch_size: int = 32  # sequences per batch and process
-    holdout: float = 0.1  # without dev: the fraction of train's cases held out, in each class's share
-    seed: int = 0  # batch order and the held-out part
+    batch_size: int = setting(32, COUNT)  # sequences per batch and process
+    holdout: float = setting(0.1, FRACTION)  # without dev: the share of train held out, stratified by class
+    seed: int = setting(0, NATURAL)  # batch order and the held-out part
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def read_data(data: ClassifyData) -> tuple[Cases, Cases | None, str | None]:
@@ -286,19 +293,22 @@ def read_data(data: ClassifyData) -> tuple[Cases, Cases | None, str | None]:
     return subset(train, split.train), subset(train, split.dev), split.describe("cases", str(data.train))
 
 
-def training_job(data: ClassifyData, config: ClassifierConfig, world: World = SINGLE) -> TrainingJob:
+def training_job(data: ClassifyData, config: ClassifierConfig, world: World = SINGLE,
+                 resumed: Checkpoint | None = None) -> TrainingJob:
     """The recurrent classifier's job: the classes, the word vocabulary (text) or the features'
-    statistics (series) from train; dev accuracy each epoch. ``config``'s input fields
-    (num_classes, vocab_size or num_features with mean and std) are set from the data."""
+    statistics (series) from train, or from the ``resumed`` checkpoint; dev accuracy each epoch.
+    ``config``'s input fields (num_classes, vocab_size or num_features with mean and std) are
+    set from them."""
     train, dev, note = read_data(data)
     fmt = data_format(data.train, data.format)
-    labels = label_vocab(train)
+    labels = resumed.vocabs["labels"] if resumed else label_vocab(train)
     vocabs = {"labels": labels}
     if fmt is Format.TSV:
-        vocabs["words"] = word_vocab(train, data.text)
+        vocabs["words"] = resumed.vocabs["words"] if resumed else word_vocab(train, data.text)
         inputs = {"vocab_size": len(vocabs["words"]), "num_features": 0, "mean": (), "std": ()}
     else:
-        mean, std = feature_stats(train)
+        saved = resumed.config["classifier"] if resumed else None
+        mean, std = (tuple(saved["mean"]), tuple(saved["std"])) if saved else feature_stats(train)
         inputs = {"vocab_size": 0, "num_features": len(mean), "mean": mean, "std": std}
     config = replace(config, num_classes=len(labels), **inputs)
     words = vocabs.get("words")

@@ -18,6 +18,7 @@ from torch import Tensor
 from rnnkit.data.errors import DataError, read_lines
 from rnnkit.data.ts import read_ts
 from rnnkit.data.tsv import read_labelled
+from rnnkit.settings import COUNT, check, setting
 from rnnkit.vocab import PAD, UNK, Vocab
 
 
@@ -43,7 +44,10 @@ def data_format(path: str | Path, given: Format | None, default: Format | None =
 @dataclass(frozen=True)
 class TextConfig:
     lowercase: bool = False  # lowercase before splitting into words
-    min_freq: int = 1  # training words seen fewer times become <unk>
+    min_freq: int = setting(1, COUNT)  # training words seen fewer times become <unk>
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass

@@ -16,14 +16,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.settings import COUNT, POSITIVE, check, setting
 from rnnkit.tasks.classify_data import TextConfig
 from rnnkit.vocab import Vocab
 
 
 @dataclass(frozen=True)
 class LogRegConfig:
-    C: float = 1.0  # inverse strength of the L2 penalty of scikit-learn's LogisticRegression
-    max_iter: int = 2000  # L-BFGS iterations
+    C: float = setting(1.0, POSITIVE)  # inverse strength of the L2 penalty of scikit-learn's LogisticRegression
+    max_iter: int = setting(2000, COUNT)  # L-BFGS iterations
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def _fit_linear(X, y: Sequence[int], num_classes: int, config: LogRegConfig) -> nn.Linear:

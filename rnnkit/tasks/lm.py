@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit.batch import Batch, BatchingConfig, pad_sequences
-from rnnkit.checkpoint import load_weights, read_config
+from rnnkit.checkpoint import Checkpoint, load_weights, read_config
 from rnnkit.checks import valid_mask
 from rnnkit.data.split import hold_out, hold_out_tail
 from rnnkit.data.text import Layout, Level, read_text
@@ -43,6 +43,7 @@ from rnnkit.distributed import SINGLE, World
 from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.runner import TrainingJob
+from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
 from rnnkit.softmax import SoftmaxOutput
 from rnnkit.tasks.nplm import NPLM, NPLMConfig
 from rnnkit.train import StepOutput
@@ -56,14 +57,20 @@ class Regime(enum.Enum):
 
 @dataclass(frozen=True)
 class LMConfig:
-    vocab_size: int  # V, including special symbols
-    embed_size: int = 64  # E, width of the symbol embeddings
-    hidden_size: int = 256  # H, width of each recurrent layer
-    num_layers: int = 1  # L, stacked recurrent layers
-    dropout: float = 0.0  # on embeddings, between layers and before the softmax
+    vocab_size: int = setting(rule=NATURAL)  # V, including special symbols; 0 until the data sets it
+    embed_size: int = setting(64, COUNT)  # E, width of the symbol embeddings
+    hidden_size: int = setting(256, COUNT)  # H, width of each recurrent layer
+    num_layers: int = setting(1, COUNT)  # L, stacked recurrent layers
+    dropout: float = setting(0.0, FRACTION)  # on embeddings, between layers and before the softmax
     tie_weights: bool = False  # share the embedding and output matrices (needs E == H)
     cell: CellKind = CellKind.LSTM  # the recurrence of every layer
-    init_range: float | None = None  # draw every parameter from U(-r, r) (Zaremba: 0.1); None: the layers' own
+    init_range: float | None = setting(None, POSITIVE)  # all parameters from U(-r, r) (Zaremba: 0.1); None: layers' own
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.tie_weights and self.embed_size != self.hidden_size:
+            raise SettingError("tie_weights", f"needs embed_size == hidden_size; got {self.embed_size} and "
+                               f"{self.hidden_size}", type(self).__name__)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "cell": self.cell.value}
@@ -103,8 +110,6 @@ class LanguageModel(nn.Module):
                                  f"got {c.embed_size} and {self.rnn.output_size}")
             self.out.weight = self.embed.weight
         if c.init_range is not None:
-            if c.init_range <= 0:
-                raise ValueError(f"init_range must be > 0; got {c.init_range}")
             for p in self.parameters():
                 nn.init.uniform_(p, -c.init_range, c.init_range)
 
@@ -290,15 +295,21 @@ class LMData:
     dev: Path | None = None  # scored at each epoch's end; None: held out of train (holdout)
     level: Level = Level.WORD
     regime: Regime = Regime.STREAM
-    batch_size: int = 20  # STREAM: rows of the stream, over all processes; SENTENCES: sentences per batch
-    bptt: int = 20  # STREAM: steps per batch (the truncated BPTT length)
-    max_tokens: int | None = None  # SENTENCES: a token budget per batch instead of batch_size
-    min_count: int = 1  # rarer training symbols become <unk>
-    max_vocab: int | None = None  # keep at most this many symbols
-    eval_batch_size: int | None = None  # dev scoring: stream rows (default 1, exact) or sentences (64)
-    eval_bptt: int = 256  # dev scoring: stream chunk length (memory only)
-    holdout: float = 0.1  # without dev: the fraction of train held out (see rnnkit.data.split)
-    seed: int = 0  # batch order and the held-out part
+    batch_size: int = setting(20, COUNT)  # STREAM: stream rows, over all processes; SENTENCES: sentences
+    bptt: int = setting(20, COUNT)  # STREAM: steps per batch (the truncated BPTT length)
+    max_tokens: int | None = setting(None, COUNT)  # SENTENCES: a token budget per batch instead of batch_size
+    min_count: int = setting(1, COUNT)  # rarer training symbols become <unk>
+    max_vocab: int | None = setting(None, COUNT)  # keep at most this many symbols
+    eval_batch_size: int | None = setting(None, COUNT)  # dev scoring: stream rows (default 1, exact) or sentences (64)
+    eval_bptt: int = setting(256, COUNT)  # dev scoring: stream chunk length (memory only)
+    holdout: float = setting(0.1, FRACTION)  # without dev: the fraction of train held out (see rnnkit.data.split)
+    seed: int = setting(0, NATURAL)  # batch order and the held-out part
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.regime is Regime.STREAM and self.max_tokens is not None:
+            raise SettingError("max_tokens", "batches sentences: use it with --regime sentences",
+                               type(self).__name__)
 
 
 def read_corpus(path: Path, level: Level, regime: Regime) -> list[list[str]]:
@@ -332,16 +343,13 @@ def _split(sequences: list[list[str]], data: LMData) -> tuple[list[list[str]], l
         split.describe("lines", str(data.train))
 
 
-def training_job(data: LMData, model: LMConfig | NPLMConfig, world: World = SINGLE) -> TrainingJob:
-    """Read and encode the text, build the vocabulary, the loader (this rank's share) and the
-    model; ``model``'s vocab_size (and an NPLM's pad_id) are set from the vocabulary."""
-    for name in ("batch_size", "bptt", "eval_bptt", "min_count"):
-        if getattr(data, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(data, name)}")
-    if data.regime is Regime.STREAM and data.max_tokens is not None:
-        raise ValueError("--max-tokens batches sentences: use it with --regime sentences")
+def training_job(data: LMData, model: LMConfig | NPLMConfig, world: World = SINGLE,
+                 resumed: Checkpoint | None = None) -> TrainingJob:
+    """Read and encode the text, build the vocabulary (or take the ``resumed`` checkpoint's),
+    the loader (this rank's share) and the model; ``model``'s vocab_size (and an NPLM's pad_id)
+    are set from the vocabulary."""
     train, dev, note = _split(read_corpus(data.train, data.level, data.regime), data)
-    vocab = build_vocab(train, data.regime, data.min_count, data.max_vocab)
+    vocab = resumed.vocabs["tokens"] if resumed else build_vocab(train, data.regime, data.min_count, data.max_vocab)
     extra = {"pad_id": vocab.id(start_symbol(data.regime))} if isinstance(model, NPLMConfig) else {}
     config = replace(model, vocab_size=len(vocab), **extra)
     network = ARCHITECTURES[type(config)](config)

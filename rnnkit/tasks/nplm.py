@@ -27,18 +27,22 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnkit.checks import valid_mask
+from rnnkit.settings import COUNT, FRACTION, NATURAL, Rule, check, setting
 from rnnkit.softmax import SoftmaxOutput
 
 
 @dataclass(frozen=True)
 class NPLMConfig:
-    vocab_size: int  # V
-    order: int = 5  # n: each symbol is predicted from the n - 1 before it
-    embed_size: int = 100  # E, Bengio's m
-    hidden_size: int = 200  # H, Bengio's h
+    vocab_size: int = setting(rule=NATURAL)  # V; 0 until the data sets it
+    order: int = setting(5, Rule(int, 2))  # n: each symbol is predicted from the n - 1 before it
+    embed_size: int = setting(100, COUNT)  # E, Bengio's m
+    hidden_size: int = setting(200, COUNT)  # H, Bengio's h
     direct: bool = False  # the direct connections W from the embeddings to the output
-    dropout: float = 0.0  # on the concatenated embeddings and on the hidden layer
-    pad_id: int = 0  # the symbol standing for the history before the start
+    dropout: float = setting(0.0, FRACTION)  # on the concatenated embeddings and on the hidden layer
+    pad_id: int = setting(0, NATURAL)  # the symbol standing for the history before the start
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

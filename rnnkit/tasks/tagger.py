@@ -30,25 +30,29 @@ from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, masked_cross_entropy
 from rnnkit.metrics import is_span_scheme, tagging_metrics
 from rnnkit.runner import TrainingJob
+from rnnkit.settings import COUNT, FRACTION, NATURAL, check, setting
 from rnnkit.train import StepOutput
 from rnnkit.vocab import PAD, UNK, Vocab
 
 
 @dataclass(frozen=True)
 class TaggerConfig:
-    num_words: int  # word vocabulary size (with <pad>, <unk>)
-    num_chars: int  # character vocabulary size (with <pad>, <unk>)
-    num_tags: int  # K
-    word_dim: int = 100  # word embedding width
-    char_dim: int = 30  # character embedding width; 0: no character features
-    char_hidden: int = 50  # character LSTM units per direction
-    hidden: int = 100  # word BiLSTM units per direction
-    layers: int = 1  # stacked word BiLSTM layers
-    dropout: float = 0.5  # on the word representations and the BiLSTM outputs
+    num_words: int = setting(rule=NATURAL)  # word vocabulary size (with <pad>, <unk>); 0 until the data sets it
+    num_chars: int = setting(rule=NATURAL)  # character vocabulary size (with <pad>, <unk>)
+    num_tags: int = setting(rule=NATURAL)  # K
+    word_dim: int = setting(100, COUNT)  # word embedding width
+    char_dim: int = setting(30, NATURAL)  # character embedding width; 0: no character features
+    char_hidden: int = setting(50, COUNT)  # character LSTM units per direction
+    hidden: int = setting(100, COUNT)  # word BiLSTM units per direction
+    layers: int = setting(1, COUNT)  # stacked word BiLSTM layers
+    dropout: float = setting(0.5, FRACTION)  # on the word representations and the BiLSTM outputs
     crf: bool = True  # a linear-chain CRF output layer (else a per-token softmax)
     bio_constraints: bool = False  # forbid invalid BIO transitions in the CRF
     lowercase: bool = True  # look words up lower-cased (the characters keep the case)
     sparse_embeddings: bool = False  # sparse gradients for the word table (only used rows are updated)
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,10 +221,13 @@ class TagData:
     dev: Path | None = None  # scored at each epoch's end; None: held out of train (holdout)
     format: Format | None = None  # None: from each file's extension
     column: str | None = None  # CoNLL-U column name or index, or the CoNLL tag column
-    batch_size: int = 32  # sentences per batch and process
-    min_freq: int = 2  # rarer words are <unk> (the characters still see them)
-    holdout: float = 0.1  # without dev: the fraction of train's sentences held out
-    seed: int = 0  # batch order and the held-out part
+    batch_size: int = setting(32, COUNT)  # sentences per batch and process
+    min_freq: int = setting(2, COUNT)  # rarer words are <unk> (the characters still see them)
+    holdout: float = setting(0.1, FRACTION)  # without dev: the fraction of train's sentences held out
+    seed: int = setting(0, NATURAL)  # batch order and the held-out part
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 def read_data(data: TagData) -> tuple[list[TaggedSentence], list[TaggedSentence] | None, str | None]:
@@ -240,13 +247,19 @@ def _header(data: TagData, model: str) -> dict:
     return {"task": "tag", "model": model, "format": fmt.value, "column": data.column}
 
 
-def training_job(data: TagData, config: TaggerConfig, world: World = SINGLE) -> TrainingJob:
-    """The neural tagger's job: vocabularies from train, this rank's loader, dev accuracy (or
-    span F1 for BIO/IOBES tags) each epoch. ``config``'s vocabulary sizes are set here."""
+def training_job(data: TagData, config: TaggerConfig, world: World = SINGLE,
+                 resumed: Checkpoint | None = None) -> TrainingJob:
+    """The neural tagger's job: vocabularies from train (or the ``resumed`` checkpoint's), this
+    rank's loader, dev accuracy (or span F1 for BIO/IOBES tags) each epoch. ``config``'s
+    vocabulary sizes are set here."""
     train, dev, note = read_data(data)
-    known = Vocab(sorted({w for s in train for w in s.tokens}))
-    vocabs = TaggerVocabs.build([s.tokens for s in train], [s.tags for s in train], lowercase=config.lowercase,
-                                min_freq=data.min_freq)
+    if resumed:
+        known = resumed.vocabs["known"]
+        vocabs = TaggerVocabs(resumed.vocabs["words"], resumed.vocabs["chars"], resumed.vocabs["tags"])
+    else:
+        known = Vocab(sorted({w for s in train for w in s.tokens}))
+        vocabs = TaggerVocabs.build([s.tokens for s in train], [s.tags for s in train], lowercase=config.lowercase,
+                                    min_freq=data.min_freq)
     config = TaggerConfig(**{**config.to_dict(), "num_words": len(vocabs.words), "num_chars": len(vocabs.chars),
                              "num_tags": len(vocabs.tags)})
     model = Tagger(config, vocabs.tags.symbols)

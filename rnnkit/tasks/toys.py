@@ -26,6 +26,7 @@ from rnnkit.layers import LAYERS, CellKind, LayerState, Recurrent
 from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, masked_cross_entropy, masked_mse
 from rnnkit.runner import TrainingJob
+from rnnkit.settings import COUNT, SettingError, check, setting
 from rnnkit.train import StepOutput
 
 
@@ -43,12 +44,18 @@ OUTPUTS = {Problem.ADDITION: 2, Problem.PARITY: 2, Problem.MEMORY: 1}  # classes
 class ToyConfig:
     problem: Problem = Problem.ADDITION
     cell: CellKind = CellKind.ELMAN
-    hidden_size: int = 16  # H
-    num_layers: int = 1
-    train_size: int = 2000  # training sequences
-    min_length: int = 2  # shortest training sequence
-    max_length: int = 9  # longest training sequence
-    test_length: int = 33  # length of the evaluation sequences
+    hidden_size: int = setting(16, COUNT)  # H
+    num_layers: int = setting(1, COUNT)
+    train_size: int = setting(2000, COUNT)  # training sequences
+    min_length: int = setting(2, COUNT)  # shortest training sequence
+    max_length: int = setting(9, COUNT)  # longest training sequence
+    test_length: int = setting(33, COUNT)  # length of the evaluation sequences
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.min_length > self.max_length:
+            raise SettingError("max_length", f"must be at least min_length ({self.min_length}), not "
+                               f"{self.max_length}", type(self).__name__)
 
     def to_dict(self) -> dict:
         d = asdict(self)

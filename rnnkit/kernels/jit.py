@@ -1,0 +1,100 @@
+"""Compiling the C++ extension safely: once, said aloud, with the environment's own ninja,
+and never waiting forever on a lock.
+
+torch's ``cpp_extension.load`` guards its build directory with a ``lock`` file that it
+waits on without end; a compile interrupted at the wrong moment leaves that file behind,
+and every later process hangs. rnnkit takes its own lock first: an ``flock`` on a file of
+the directory, which the kernel releases when its holder dies, so it can never go stale.
+Whoever holds it may remove torch's ``lock`` (no other rnnkit process can be building
+there). A process that finds the flock taken waits at most ``RNNKIT_BUILD_WAIT`` seconds
+(default 900) for the other build, then goes on without the extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils import cpp_extension
+
+DEFAULT_WAIT = 900.0  # seconds a process waits for another one's build
+
+
+def build_root() -> Path:
+    """Where torch keeps compiled extensions (``TORCH_EXTENSIONS_DIR``, else its cache)."""
+    given = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if given:
+        return Path(given)
+    accelerator = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+    python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+    return Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
+
+
+@contextlib.contextmanager
+def build_lock(directory: Path, wait: float | None = None) -> Iterator[bool]:
+    """Hold ``directory``'s build lock (yields True), or yield False after ``wait`` seconds of
+    another process holding it. Holding it, a torch ``lock`` file left by an interrupted
+    build is removed, with a warning."""
+    wait = float(os.environ.get("RNNKIT_BUILD_WAIT", DEFAULT_WAIT)) if wait is None else wait
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".rnnkit-build.lock", "w") as handle:
+        deadline, said = time.monotonic() + wait, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                if not said:
+                    print(f"rnnkit: another process is compiling the kernels in {directory}; waiting for it "
+                          f"(at most {wait / 60:.0f} min)", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(0.5)
+        try:
+            stale = directory / "lock"
+            if stale.exists():
+                warnings.warn(f"rnnkit: removing {stale}, left by an interrupted compile", RuntimeWarning, stacklevel=3)
+                stale.unlink()
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def use_environment_ninja() -> None:
+    """Put the ninja installed beside this interpreter (the environment's) first on PATH: a
+    build always runs the same ninja, whose logs another one would discard, rebuilding all."""
+    here = Path(sys.executable).parent
+    if (here / "ninja").exists():
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        os.environ["PATH"] = os.pathsep.join([str(here), *[p for p in path if p != str(here)]])
+
+
+def load(name: str, sources: list[Path], cflags: list[str], ldflags: list[str]):
+    """The compiled module ``name`` (built now if it is not cached), or None when another
+    process's build did not finish in time. Build errors propagate."""
+    use_environment_ninja()
+    directory = build_root() / name
+    with build_lock(directory) as held:
+        if not held:
+            warnings.warn("rnnkit: gave up waiting for another process's compile; using torch's kernels",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        fresh = not any(directory.glob(f"{name}*.so"))
+        start = time.monotonic()
+        if fresh:
+            print(f"rnnkit: compiling the fused C++ kernels, once (about 2 minutes; cached in {directory})",
+                  file=sys.stderr, flush=True)
+        module = cpp_extension.load(name=name, sources=[str(s) for s in sources], build_directory=str(directory),
+                                    verbose=False, extra_cflags=cflags, extra_ldflags=ldflags)
+        if fresh:
+            print(f"rnnkit: kernels compiled in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+        return module

@@ -1,0 +1,64 @@
+"""The extension's build never hangs: a lock left by an interrupted compile is removed, a
+build that another process holds is waited for only so long, and the environment's ninja
+comes first on PATH."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit.kernels import fused, jit
+
+
+def test_a_stale_torch_lock_is_removed_not_waited_on(tmp_path):
+    (tmp_path / "lock").write_text("")  # what torch's FileBaton leaves when its build is killed
+    with pytest.warns(RuntimeWarning, match="interrupted compile"), jit.build_lock(tmp_path, wait=1) as held:
+        assert held
+    assert not (tmp_path / "lock").exists()
+
+
+def test_a_build_held_by_another_process_is_waited_for_then_given_up(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time\n"
+        f"h = open({str(tmp_path / '.rnnkit-build.lock')!r}, 'w')\n"
+        "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with jit.build_lock(tmp_path, wait=0.5) as held:
+            assert not held
+        assert "another process is compiling" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with jit.build_lock(tmp_path, wait=0.5) as held:  # the holder's death released it
+        assert held
+
+
+@pytest.mark.extension
+def test_the_extension_loads_past_a_stale_lock_in_its_cache():
+    """The real build directory, as an interrupted first compile leaves it: loading it in a
+    fresh process removes the lock and returns the module instead of waiting forever."""
+    module = fused.extension()
+    directory = jit.build_root() / module.__name__
+    lock = directory / "lock"
+    lock.write_text("")
+    try:
+        out = subprocess.run([sys.executable, "-W", "always", "-c",
+                              "from rnnkit.kernels import fused; print(fused.available())"],
+                             capture_output=True, text=True, timeout=600)
+        assert out.stdout.strip() == "True", out.stderr
+        assert "interrupted compile" in out.stderr and not lock.exists()
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def test_the_environments_ninja_comes_first(monkeypatch, tmp_path):
+    here = os.path.dirname(sys.executable)
+    if not os.path.exists(os.path.join(here, "ninja")):
+        pytest.skip("no ninja beside this interpreter")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), here, "/usr/bin"]))
+    jit.use_environment_ninja()
+    assert os.environ["PATH"].split(os.pathsep)[:2] == [here, str(tmp_path)]
