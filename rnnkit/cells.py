@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from rnnkit.checks import check_sizes
+
 State = tuple[Tensor, ...]
 
 
@@ -97,6 +99,7 @@ class ElmanCell(Cell):
     def __init__(self, input_size: int, hidden_size: int, *,
                  activation: Activation = Activation.TANH, bias: bool = True):
         super().__init__()
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, hidden_size
         self.state_sizes = (hidden_size,)
         self.activation = activation
@@ -146,6 +149,7 @@ class LSTMCell(Cell):
     def __init__(self, input_size: int, hidden_size: int, *, proj_size: int = 0,
                  peephole: bool = False, bias: bool = True):
         super().__init__()
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size)
         if proj_size < 0 or proj_size >= hidden_size and proj_size != 0:
             raise ValueError(f"proj_size must be 0 or in [1, hidden_size={hidden_size}); got {proj_size}")
         H, R = hidden_size, (proj_size or hidden_size)
@@ -198,6 +202,7 @@ class GRUCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True):
         super().__init__()
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, hidden_size
         self.state_sizes = (hidden_size,)
         self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))  # (3H, I)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rnnkit.settings import COUNT
+
 LengthsLike = Tensor | Sequence[int]  # what the public functions accept as lengths
 INTEGER_TYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -135,14 +137,24 @@ class Steps:
         return Steps(lengths, longest, shortest)
 
 
-def check_input(x: object, input_size: int, name: str = "x") -> Tensor:
-    """x must be a floating tensor of shape (B, T, input_size)."""
+def check_sizes(owner: object, **sizes: int) -> None:
+    """Each of a module's sizes must be an integer >= 1 (a SettingError names the first that is not)."""
+    for name, value in sizes.items():
+        COUNT.check(name, value, type(owner).__name__)
+
+
+def check_input(x: object, input_size: int, name: str = "x", dtype: torch.dtype | None = None) -> Tensor:
+    """x must be a floating tensor of shape (B, T, input_size), of the weights' ``dtype`` (any
+    under autocast, which chooses the products' precision itself)."""
     if not isinstance(x, Tensor):
         raise ValueError(f"{name} must be a tensor of shape (B, T, I={input_size}); got {type(x).__name__}")
     if x.dim() != 3 or x.shape[2] != input_size:
         raise ValueError(f"{name} must have shape (B, T, I={input_size}); got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor; got {x.dtype}")
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"{name} is {x.dtype} but the layer's weights are {dtype}: convert one to the other "
+                         f"({name}.to({dtype}) or layer.to({x.dtype}))")
     return x
 
 

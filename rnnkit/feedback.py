@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, Cell, State, init_uniform
-from rnnkit.checks import Steps, check_input, check_state
+from rnnkit.checks import Steps, check_input, check_sizes, check_state
 from rnnkit.scan import scan, zero_padding
 
 
@@ -38,6 +38,7 @@ class JordanCell(Cell):
                  activation: Activation = Activation.TANH,
                  output_activation: Activation | None = None):
         super().__init__()
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size, output_size=output_size)
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.state_sizes = (output_size,)
         self.activation, self.output_activation = activation, output_activation
@@ -83,6 +84,7 @@ class NARXCell(Cell):
                  activation: Activation = Activation.TANH,
                  output_activation: Activation | None = None):
         super().__init__()
+        check_sizes(self, hidden_size=hidden_size, output_size=output_size)  # input_size 0: no exogenous input
         if input_delays < 0 or output_delays < 1:
             raise ValueError(f"input_delays must be >= 0 and output_delays >= 1; "
                              f"got {input_delays} and {output_delays}")
@@ -144,7 +146,7 @@ class OutputFeedback(nn.Module):
         are given and must be 0 or None when they are not.
         """
         cell = self.cell
-        x = check_input(x, cell.input_size)
+        x = check_input(x, cell.input_size, dtype=cell.weight_ih.dtype)
         steps = Steps.of(lengths, x)
         lengths = steps.lengths
         B, T = x.shape[:2]

@@ -33,10 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, Cell, ElmanCell, GRUCell, LSTMCell
-from rnnkit.checks import Steps, check_input, check_state
+from rnnkit.checks import Steps, check_input, check_sizes, check_state
 from rnnkit.interop import copy_from_torch, copy_to_torch, like
 from rnnkit.kernels import Kernel, fused, native
 from rnnkit.scan import scan, zero_padding
+from rnnkit.settings import FRACTION
 
 LayerState = Tensor | tuple[Tensor, ...]
 
@@ -53,10 +54,8 @@ class Recurrent(nn.Module):
     def __init__(self, cells: list[Cell], input_size: int, hidden_size: int, num_layers: int,
                  bidirectional: bool, dropout: float, learn_initial_state: bool):
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1; got {num_layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        check_sizes(self, num_layers=num_layers)
+        FRACTION.check("dropout", dropout, type(self).__name__)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
         self.num_directions = 2 if bidirectional else 1
@@ -94,7 +93,7 @@ class Recurrent(nn.Module):
 
         Returns y (B, T, D·H_out), zero past each length, and the final state.
         """
-        x = check_input(x, self.input_size)
+        x = check_input(x, self.input_size, dtype=self.cells[0].weight_ih.dtype)
         steps = Steps.of(lengths, x)  # checked once; every path below reads these
         inp = zero_padding(x, steps.lengths)
         kernel = self.kernel_for(x)

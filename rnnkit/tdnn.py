@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import Activation, init_uniform
-from rnnkit.checks import Steps, check_input, check_state
+from rnnkit.checks import Steps, check_input, check_sizes, check_state
 from rnnkit.scan import zero_padding
 
 
@@ -38,8 +38,7 @@ class TDNN(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, window: int, *,
                  activation: Activation | None = Activation.TANH):
         super().__init__()
-        if window < 1:
-            raise ValueError(f"window must be >= 1; got {window}")
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size, window=window)
         self.input_size, self.hidden_size, self.window = input_size, hidden_size, window
         self.output_size = hidden_size
         self.activation = activation
@@ -49,7 +48,7 @@ class TDNN(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None,
                 state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = check_input(x, self.input_size)
+        x = check_input(x, self.input_size, dtype=self.weight.dtype)
         lengths = Steps.of(lengths, x).lengths
         B, T, _ = x.shape
         N = self.window

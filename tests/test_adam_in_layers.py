@@ -17,8 +17,8 @@ from rnnkit.adam_in_layers import AdamInLayers
 from rnnkit.batch import Batch
 from rnnkit.kernels import fused
 from rnnkit.optim import Method, OptimizerConfig, build_optimizer
-from rnnkit.softmax import SoftmaxOutput
 from rnnkit.settings import SettingError
+from rnnkit.softmax import SoftmaxOutput
 from rnnkit.train import FitConfig, FitState, StepOutput, TrainingDiverged, check_optimizer, train_batch
 
 from reference import TinyTagger as Tagger

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rnnkit import GRU, LSTM, RNN, TDNN, Jordan
+from rnnkit.settings import SettingError
 
 B, T, I, H = 2, 5, 3, 4
 
@@ -83,3 +84,18 @@ def test_impossible_settings_name_the_setting():
         LSTM(I, H, 0)
     with pytest.raises(ValueError, match="dropout"):
         GRU(I, H, 2, dropout=1.0)
+
+
+def test_layers_refuse_nonsense_sizes_and_inputs_of_another_dtype():
+    for build, name in ((lambda: LSTM(0, 4), "input_size"), (lambda: GRU(3, 0), "hidden_size"),
+                        (lambda: RNN(3, 4, num_layers=0), "num_layers"), (lambda: LSTM(3, 4, dropout=1.0), "dropout"),
+                        (lambda: TDNN(3, 4, window=0), "window")):
+        with pytest.raises(SettingError, match=name):
+            build()
+    layer = LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"x is torch.float64 but the layer's weights are torch.float32"):
+        layer(torch.randn(2, 5, 3, dtype=torch.float64))
+    y, _ = layer.double()(torch.randn(2, 5, 3, dtype=torch.float64))  # converted: fine
+    assert y.dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast picks the products' precision itself
+        LSTM(3, 4)(torch.randn(2, 5, 3).bfloat16())

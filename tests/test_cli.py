@@ -2,9 +2,12 @@
 missing file, bad data, a diverged run) is one line and exit 1, a bug is one line naming
 its type and pointing at --debug, and --debug shows the traceback."""
 
+import argparse
+
 import pytest
 
 from rnnkit import cli
+from rnnkit.cli import build_parser, main
 from rnnkit.data.errors import DataError
 from rnnkit.train import TrainingDiverged
 
@@ -63,3 +66,26 @@ def test_debug_shows_the_traceback(raising):
         cli.main(["--debug", "boom", "bug"])
     with pytest.raises(ValueError):
         cli.main(["--debug", "boom", "value"])
+
+
+def _parsers(parser, path=("rnnkit",)):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+    yield " ".join(path), parser
+
+
+def test_every_flag_has_help_and_no_number_goes_unchecked():
+    for where, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            assert action.help or isinstance(action, argparse._SubParsersAction), (where, action.option_strings)
+            assert action.type not in (int, float), (where, action.option_strings)
+
+
+def test_version_and_debug_after_the_subcommand(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("rnnkit ")
+    with pytest.raises(FileNotFoundError, match="not a model directory"):  # the traceback, not one line
+        main(["toy", "eval", "--model", str(tmp_path), "--debug"])

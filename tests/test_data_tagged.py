@@ -151,6 +151,8 @@ def test_conll_missing_tag(tmp_path):
     assert "x.txt:1: missing tag: column 1 of 1" in str(_error(read_conll, p, tag_column=1))
     p = _file(tmp_path, "EU\tB-ORG\nrejects\t\n", "y.txt")
     assert "y.txt:2: missing tag: column -1 of 2" in str(_error(read_conll, p, sep="\t"))
+    p = _file(tmp_path, "EU\nrejects\n", "z.txt")  # no tag column: not every word its own tag
+    assert "z.txt:1: the token and the tag would be the same column (1 column per line)" in str(_error(read_conll, p))
 
 
 def test_slash(tmp_path):

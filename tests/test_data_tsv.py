@@ -44,3 +44,5 @@ def test_stray_carriage_return_is_named(tmp_path):
     p = _file(tmp_path, "pos\tfine\nneg\tdu\rll\n", "sst.tsv")
     with pytest.raises(DataError, match="sst.tsv:2: "):
         read_labelled(p)
+    p = _file(tmp_path, "pos\t" + "a" * 200_000 + "\n", "long.tsv")  # a field of any length
+    assert len(read_labelled(p)[0].text) == 200_000

@@ -2,6 +2,7 @@
 carried across chunks and batches, clipping, weight noise, non-finite updates
 skipped and logged, divergence stops, determinism, and the callbacks."""
 
+import copy
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from rnnkit.callbacks import Evaluate
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.losses import Reduction, masked_cross_entropy
 from rnnkit.tasks.toys import Problem, SequenceModel, collate, make_dataset, make_objective
-from rnnkit.train import FitConfig, FitState, Precision, StepOutput, TrainingDiverged, fit, train_batch
+from rnnkit.train import FitConfig, FitState, Precision, StepOutput, Stop, TrainingDiverged, fit, train_batch
 
 V = 7
 
@@ -258,3 +259,51 @@ def test_bfloat16_precision_is_close_to_float32_and_keeps_float32_weights():
         assert a.dtype == b.dtype == torch.float32
         torch.testing.assert_close(a, b, rtol=0, atol=2e-2)
     assert any(not torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))
+
+
+def test_a_stop_inside_a_long_batch_resumes_at_the_next_chunk_equal_to_the_whole_run():
+    """One long batch of 4 chunks (bptt 3): a callback asks to stop after the second update;
+    the state saved there (the position inside the batch, the carried state) resumes to the
+    weights of a run that never stopped. Every update reports its own step."""
+    torch.manual_seed(0)
+    data = [(torch.randint(0, V, (12,)), torch.randint(0, V, (12,))) for _ in range(4)]
+
+    def collate_lm(examples, indices):
+        x = torch.stack([e[0] for e in examples])
+        return Batch(x, torch.full((len(examples),), 12), torch.stack([e[1] for e in examples]),
+                     indices=torch.tensor(indices))
+
+    loader = SequenceLoader(data, [12] * 4, collate_lm, BatchingConfig(batch_size=4, shuffle=False))
+    config = FitConfig(epochs=2, bptt=3)
+    torch.manual_seed(1)
+    whole = TinyLM()
+    start = {k: v.clone() for k, v in whole.state_dict().items()}
+    steps = []
+
+    class Steps(Evaluate):
+        def __init__(self, stop_at=None):
+            self.stop_at = stop_at
+
+        def on_step(self, fit, record):
+            steps.append((fit.step, fit.batch, fit.chunk))
+            if fit.step == self.stop_at:
+                fit.stop = True
+
+        def on_epoch_end(self, fit):
+            pass
+
+    fit(whole, lm_objective, loader, torch.optim.Adam(whole.parameters(), lr=0.01), config, [Steps()])
+    assert steps[:4] == [(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 1, 0)]  # each update, its own position
+    cut = TinyLM()
+    cut.load_state_dict(start)
+    opt = torch.optim.Adam(cut.parameters(), lr=0.01)
+    state = fit(cut, lm_objective, loader, opt, config, [Steps(stop_at=2)])
+    assert (state.epoch, state.batch, state.chunk, state.stopped) == (0, 0, 2, Stop.REQUEST)
+    saved, weights, moments = state.to_dict(), copy.deepcopy(cut.state_dict()), copy.deepcopy(opt.state_dict())
+    again = TinyLM()
+    again.load_state_dict(weights)
+    opt = torch.optim.Adam(again.parameters(), lr=0.01)
+    opt.load_state_dict(moments)
+    fit(again, lm_objective, loader, opt, config, [], FitState.from_dict(saved))
+    for p, q in zip(whole.parameters(), again.parameters()):
+        assert torch.equal(p, q)

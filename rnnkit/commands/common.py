@@ -118,7 +118,7 @@ def eval_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     return p
 

@@ -24,6 +24,7 @@ from rnnkit.layers import RNN
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.metrics import tagging_metrics
 from rnnkit.ngram import NGram
+from rnnkit.settings import NATURAL, POSITIVE
 from rnnkit.tasks.binary_addition import Adder, AdderConfig, sum_accuracy, train_adder
 from rnnkit.tasks.lm import LanguageModel, LMConfig, bits_per_symbol, stream_objective
 from rnnkit.tasks.tagger import NeuralTagger, Tagger, TaggerConfig, TaggerEncoder, TaggerVocabs
@@ -166,12 +167,12 @@ def _demo(args: argparse.Namespace, argv: list[str]) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="binary addition, a POS tagger, a character LSTM on Python sources")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=NATURAL, default=0, help="seeds both models' training")
     demo.add_argument("--threads", type=thread_count, default=None,
                       help="a count (default: every core), or auto: each batch on 1 thread or all, the faster")
     demo.add_argument("--sentence", default=DEFAULT_SENTENCE, help="an English sentence to tag (tokens by spaces)")
-    demo.add_argument("--tag-seconds", type=float, default=70.0, help="tagger training budget")
-    demo.add_argument("--lm-seconds", type=float, default=60.0, help="language-model training budget")
+    demo.add_argument("--tag-seconds", type=POSITIVE, default=70.0, help="tagger training budget")
+    demo.add_argument("--lm-seconds", type=POSITIVE, default=60.0, help="language-model training budget")
     demo.add_argument("--prime", default="def ", help="text the generated sample starts from")
     demo.set_defaults(run=_demo)
 

@@ -97,12 +97,12 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1, se
             width = width or len(fields)
             if len(fields) != width:
                 raise DataError(path, n, f"expected {width} columns, got {len(fields)}")
-            if token_column % width == tag_column % width:
-                raise DataError(path, n, f"the token and the tag would be the same column ({width} column"
-                                         f"{'s' if width > 1 else ''} per line): a CoNLL file needs a tag column")
             for what, c in (("token", token_column), ("tag", tag_column)):
                 if not (-width <= c < width and fields[c]):
                     raise DataError(path, n, f"missing {what}: column {c} of {width} is absent or empty")
+            if token_column % width == tag_column % width:
+                raise DataError(path, n, f"the token and the tag would be the same column ({width} column"
+                                         f"{'s' if width > 1 else ''} per line): a CoNLL file needs a tag column")
             sentence = sentence or TaggedSentence([], [], n)
             sentence.tokens.append(fields[token_column])
             sentence.tags.append(fields[tag_column])

@@ -33,6 +33,8 @@ def read_fields(path: str | Path, names: tuple[str, str]) -> list[tuple[int, str
     for n, text in enumerate(read_lines(path), 1):
         if "\0" in text:
             raise DataError(path, n, "a NUL byte: this is not a text file")
+        if "\r" in text:
+            raise DataError(path, n, "a carriage return inside the line (\\r not followed by a line end)")
         if not text.strip():
             continue
         fields = text.split("\t")  # fields of any length; quotes are ordinary characters

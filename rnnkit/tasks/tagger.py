@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from rnnkit.batch import Batch, BatchingConfig, pad_sequences
 from rnnkit.checkpoint import Checkpoint, load_weights, read_config, save_model_dir
 from rnnkit.crf import CRF, bio_constraints
+from rnnkit.data.errors import DataError
 from rnnkit.data.split import hold_out
 from rnnkit.data.tagged import TaggedSentence, read_conll, read_conllu, read_slash
 from rnnkit.distributed import SINGLE, World
@@ -264,7 +265,12 @@ def training_job(data: TagData, config: TaggerConfig, world: World = SINGLE,
                              "num_tags": len(vocabs.tags)})
     model = Tagger(config, vocabs.tags.symbols)
     encoder = TaggerEncoder(vocabs, config.lowercase)
-    examples = [encoder.example(s.tokens, s.tags) for s in train]
+    examples = []
+    for s in train:
+        try:
+            examples.append(encoder.example(s.tokens, s.tags))
+        except ValueError as err:  # a tag the resumed checkpoint's vocabulary lacks
+            raise DataError(data.train, s.line, str(err)) from None
     loader = SequenceLoader(examples, [len(s.tokens) for s in train], encoder.collate,
                             BatchingConfig(batch_size=data.batch_size, seed=data.seed), world.rank, world.size)
     metric = "f1" if is_span_scheme(set(vocabs.tags.symbols)) else "accuracy"
