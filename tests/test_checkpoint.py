@@ -93,3 +93,26 @@ def test_model_directory_is_not_resumable(tmp_path):
         restore_training(tmp_path / "m", _model(), torch.optim.SGD(_model().parameters(), lr=1))
     with pytest.raises(FileNotFoundError, match="not a model directory"):
         read_config(tmp_path)
+
+
+def test_damage_to_a_model_directory_is_reported_with_the_files_name(tmp_path):
+    from rnnkit.checkpoint import load_weights, save_model_dir
+    model = _model()
+    save_model_dir(tmp_path / "m", model, {"task": "t"}, {"words": Vocab(["a", "b"])})
+    weights = tmp_path / "m" / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:50])
+    with pytest.raises(ValueError, match=f"{weights} is damaged"):
+        load_weights(tmp_path / "m", model)
+    weights.write_bytes(good)
+    with pytest.raises(ValueError, match=r"the weights do not fit the model \(size mismatch"):
+        load_weights(tmp_path / "m", nn.Sequential(nn.Embedding(6, 3), nn.Linear(3, 6)))
+    ck = read_config(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="vocab-tags.json is missing"):
+        ck.vocabs["tags"]
+    (tmp_path / "m" / "vocab-words.json").write_text("{not json")
+    with pytest.raises(ValueError, match="vocab-words.json is damaged"):
+        read_config(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[1,")
+    with pytest.raises(ValueError, match="config.json is damaged"):
+        read_config(tmp_path / "m")

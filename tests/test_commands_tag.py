@@ -86,3 +86,17 @@ def test_malformed_inputs(tmp_path, capsys, pos_files):
     capsys.readouterr()
     assert main(["tag", "predict", "--model", str(tmp_path / "h" / "model"), "--format", "conllu"]) == 1
     assert "needs --data" in capsys.readouterr().err
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    assert main(["tag", "predict", "--model", str(tmp_path / "h"), "--data", str(binary)]) == 1
+    assert "photo.jpg:1: invalid UTF-8" in capsys.readouterr().err
+
+
+def test_old_flag_names_still_work(tmp_path, pos_files):
+    """--embed is every task's embedding width (--word-dim was the tagger's), --min-freq every
+    task's count threshold (--min-count was the language model's): the old names are aliases."""
+    from rnnkit.cli import build_parser
+    args = build_parser().parse_args(["tag", "train", "--train", "t", "--out", "o", "--word-dim", "7"])
+    assert args.embed == 7
+    args = build_parser().parse_args(["lm", "train", "--train", "t", "--out", "o", "--min-count", "3"])
+    assert args.min_freq == 3
