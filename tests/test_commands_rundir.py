@@ -2,7 +2,7 @@
 --overwrite starts clean); Ctrl-C saves a checkpoint and the resumed run ends bitwise equal
 to an uninterrupted one; a damaged latest checkpoint falls back to the one before; a resumed
 run takes its settings and vocabularies from the checkpoint and names a flag that
-contradicts them; a time budget stops with a message and each resumed run has it anew."""
+contradicts them; a time budget stops with a message and is each run's own."""
 
 import json
 import os
@@ -117,9 +117,11 @@ def test_a_resumed_tagger_keeps_the_checkpoints_vocabulary(tmp_path, capsys):
     words = read_config(out / "model").vocabs["words"].symbols
     assert main(["tag", "train", "--train", str(more), "--epochs", "2", "--out", str(out), "--resume"]) == 0
     assert read_config(out / "model").vocabs["words"].symbols == words
+    assert main(["tag", "train", "--epochs", "3", "--out", str(out), "--resume"]) == 0  # --train: the run's
+    assert read_config(out / "model").config["settings"]["train"] == str(more)
 
 
-def test_a_time_budget_stops_with_a_message_and_each_resumed_run_has_it_anew(tmp_path, capsys):
+def test_a_time_budget_stops_with_a_message_and_is_each_runs_own(tmp_path, capsys):
     out = tmp_path / "run"
     budget = ["--max-minutes", "0.00001", "--epochs", "2"]
     assert main([*TOY, *budget, "--out", str(out)]) == 0
@@ -127,7 +129,7 @@ def test_a_time_budget_stops_with_a_message_and_each_resumed_run_has_it_anew(tmp
     assert "stopped after --max-minutes 1e-05 of training in this run" in err and "--resume" in err
     first = read_config(latest_checkpoint(out / "checkpoints")).trainer["fit"]["step"]
     assert first == 1  # the budget is checked after every update
-    assert main([*TOY, *budget, "--out", str(out), "--resume"]) == 0
+    assert main(["toy", "train", "--max-minutes", "0.00001", "--out", str(out), "--resume"]) == 0
     assert read_config(latest_checkpoint(out / "checkpoints")).trainer["fit"]["step"] == 2
     assert main([*TOY, "--epochs", "2", "--out", str(out), "--resume"]) == 0  # no budget: to the end
     fit = read_config(latest_checkpoint(out / "checkpoints")).trainer["fit"]

@@ -47,6 +47,11 @@ def test_cli_nproc(tmp_path):
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len([json.loads(x) for x in lines if "dev_sequence_accuracy" in x]) == 1  # rank 0 only
+    again = subprocess.run([sys.executable, "-m", "rnnkit.cli", "toy", "train", "--out", str(tmp_path / "run"),
+                            "--resume", "--epochs", "2"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]  # resumed on the run's 2 ranks, from its settings alone
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len([x for x in lines if "dev_sequence_accuracy" in x]) == 2
 
 
 def test_a_language_model_on_a_stream_trains_the_same_on_two_ranks(tmp_path):

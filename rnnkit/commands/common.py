@@ -202,7 +202,7 @@ def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
     if args.nproc <= 1 or "WORLD_SIZE" in os.environ:
         return False
     rest, skip = [], False
-    for a in argv:
+    for a in argv:  # torchrun's own parser would take --nproc for an abbreviation of --nproc-per-node
         if skip:
             skip = False
         elif a == "--nproc":
@@ -285,8 +285,8 @@ def report(run: RunConfig, job: TrainingJob, fit: FitState) -> None:
               "and --resume", file=sys.stderr)
     elif fit.stopped is Stop.BUDGET:
         print(f"rnnkit: stopped after --max-minutes {run.fit.max_minutes:g} of training in this run ({where}, "
-              f"{fit.step} updates in all); checkpoint {checkpoint}; continue with --resume (each run has "
-              "its own budget)", file=sys.stderr)
+              f"{fit.step} updates in all); checkpoint {checkpoint}; continue with --resume (and a "
+              "--max-minutes for that run, if it should have one)", file=sys.stderr)
 
 
 class Interrupt(Callback):

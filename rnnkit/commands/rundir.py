@@ -8,7 +8,8 @@ named (``--resume PATH``). Each checkpoint records the command's settings: on re
 are the defaults, so the model, its vocabularies and the data's batching are the
 checkpoint's; a flag that contradicts them is an error naming it, except those that may
 change from one run to the next (:data:`MAY_CHANGE`: the epochs, the time budget, logging,
-threads, the device, the data files).
+threads, the device, the data files), which a flag given again overrides. The time budget
+(``--max-minutes``) is each run's own: a resumed run has the one its command line gives.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ LATEST = "latest"  # --resume without a path
 RUN_ENTRIES = ("checkpoints", "model", "metrics.jsonl", "tensorboard", ".model.tmp", ".model.old")
 MAY_CHANGE = {"out", "epochs", "max_minutes", "patience", "log_every", "checkpoint_every", "tensorboard",
               "threads", "device", "train", "dev"}
+PER_RUN = {"max_minutes"}  # a run's own: not taken from the run it resumes
 NOT_SETTINGS = {"help", "config", "resume", "overwrite", "debug", "version", "run", "command", "action"}
 
 
@@ -39,9 +41,13 @@ def jsonable(value: Any) -> Any:
 
 
 def settings_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
-    """The values of the command's settings, as a checkpoint records them."""
-    return {a.dest: jsonable(getattr(args, a.dest)) for a in parser._actions
-            if a.dest not in NOT_SETTINGS and hasattr(args, a.dest)}
+    """The values of the command's settings, as a checkpoint records them (a rank of a
+    data-parallel run records the run's process count, which its command line no longer names)."""
+    settings = {a.dest: jsonable(getattr(args, a.dest)) for a in parser._actions
+                if a.dest not in NOT_SETTINGS and hasattr(args, a.dest)}
+    if "nproc" in settings and "WORLD_SIZE" in os.environ:
+        settings["nproc"] = int(os.environ["WORLD_SIZE"])
+    return settings
 
 
 def given_settings(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -124,7 +130,7 @@ def apply_resume(parser: argparse.ArgumentParser, argv: list[str]) -> Checkpoint
     defaults = {}
     for dest, value in saved.items():
         action = actions.get(dest)
-        if action is None or dest in MAY_CHANGE:
+        if action is None or dest in PER_RUN:
             continue
         if isinstance(value, str) and action.type is not None:
             value = action.type(value)
