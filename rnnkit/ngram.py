@@ -4,6 +4,7 @@ baseline that recurrent language models are measured against."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -81,3 +82,41 @@ class NGram:
 
     def bits_per_symbol(self, ids: np.ndarray) -> float:
         return float(-self.log_probs(ids).mean() / math.log(2))
+
+    def next_log_probs(self, context: Sequence[int]) -> np.ndarray:
+        """(V,) natural-log P(w | context) of every symbol w: what :meth:`log_probs` gives the
+        symbol after ``context`` (only its last order-1 symbols count)."""
+        w = np.arange(self.V, dtype=np.int64)
+        codes1, counts1 = self.tables[0]
+        p = (self._lookup(w, codes1, counts1) + 1) / (counts1.sum() + self.V)
+        history = [int(s) for s in context][-(self.order - 1):] if self.order > 1 else []
+        for n in range(2, min(self.order, len(history) + 1) + 1):
+            h = 0
+            for s in history[len(history) - (n - 1):]:
+                h = h * self.V + s
+            codes, counts = self.tables[n - 1]
+            uniq, totals, followers = self.contexts[n - 2]
+            key = np.array([h], dtype=np.int64)
+            c_h, u_h = self._lookup(key, uniq, totals)[0], self._lookup(key, uniq, followers)[0]
+            if c_h > 0:
+                p = (self._lookup(h * self.V + w, codes, counts) + u_h * p) / (c_h + u_h)
+        return np.log(p)
+
+
+class LabelLM:
+    """An :class:`NGram` over a decoder's labels as its language model (the
+    :class:`rnnkit.decode.PrefixLM` protocol): sequences were fitted with symbol ``end``
+    after each one, and each prefix is read after an ``end`` (the start of a sequence)."""
+
+    def __init__(self, model: NGram, end: int):
+        self.model, self.end = model, end
+        self.cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def next_log_probs(self, prefix: tuple[int, ...]) -> np.ndarray:
+        context = ((self.end,) + tuple(prefix))[-(self.model.order - 1):] if self.model.order > 1 else ()
+        if context not in self.cache:
+            self.cache[context] = self.model.next_log_probs(context)
+        return self.cache[context]
+
+    def end_log_prob(self, prefix: tuple[int, ...]) -> float:
+        return float(self.next_log_probs(prefix)[self.end])

@@ -62,3 +62,12 @@ def test_the_environments_ninja_comes_first(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path), here, "/usr/bin"]))
     jit.use_environment_ninja()
     assert os.environ["PATH"].split(os.pathsep)[:2] == [here, str(tmp_path)]
+
+
+def test_each_python_environment_builds_in_its_own_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    here = jit.build_root()
+    assert here.parent == tmp_path and here.name.startswith("env-")
+    import torch
+    monkeypatch.setattr(torch, "__file__", str(tmp_path / "other-venv" / "torch" / "__init__.py"))
+    assert jit.build_root() != here  # another environment's torch: another directory

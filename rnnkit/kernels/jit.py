@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import sys
 import time
@@ -28,13 +29,17 @@ DEFAULT_WAIT = 900.0  # seconds a process waits for another one's build
 
 
 def build_root() -> Path:
-    """Where torch keeps compiled extensions (``TORCH_EXTENSIONS_DIR``, else its cache)."""
+    """Where this environment's builds live: under torch's extension cache
+    (``TORCH_EXTENSIONS_DIR``, else its default), one directory per Python environment. The
+    build commands name the environment's torch headers and ninja, so two environments
+    sharing one directory would each find the other's build out of date and rebuild it,
+    replacing the library under the other's running processes."""
     given = os.environ.get("TORCH_EXTENSIONS_DIR")
-    if given:
-        return Path(given)
     accelerator = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
     python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
-    return Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
+    root = Path(given) if given else Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
+    environment = hashlib.sha1(str(Path(torch.__file__).resolve().parent).encode()).hexdigest()[:10]
+    return root / f"env-{environment}"
 
 
 @contextlib.contextmanager

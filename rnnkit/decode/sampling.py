@@ -1,41 +1,11 @@
-"""Decoding: turning a model's output distributions into sequences.
-
-- :func:`ctc_greedy_decode`: CTC's best path (Graves et al. 2006): the most probable
-  label at every step, repeats merged, blanks removed.
-- :func:`filter_logits` and :func:`sample`: drawing from the output distribution and
-  feeding the draw back in (generation), with temperature, top-k (Fan et al. 2018) and
-  nucleus (top-p, Holtzman et al. 2020) filtering.
-- Viterbi decoding stays with the models that own it: :meth:`rnnkit.crf.CRF.decode`
-  and :meth:`~rnnkit.crf.CRF.decode_nbest` (exact k-best) for the linear-chain CRF,
-  :meth:`rnnkit.hmm.HMMTagger.tag` for the HMM.
-
-Dimensions: B batch, T time, K labels, V vocabulary.
-"""
+"""Generation: drawing from a model's output distribution and feeding the draw back in,
+with temperature, top-k (Fan et al. 2018) and nucleus (top-p, Holtzman et al. 2020)
+filtering. V: vocabulary."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from rnnkit.checks import LengthsLike, check_lengths, check_tensor
-
-
-def ctc_greedy_decode(log_probs: Tensor, lengths: LengthsLike, blank: int = 0) -> list[list[int]]:
-    """Best-path decoding: argmax at each of the L_b steps, merge repeats, drop blanks.
-
-    log_probs: (B, T, K) (any monotone scores will do); lengths: L (B,) in [0, T].
-
-    Example:
-        >>> ctc_greedy_decode(torch.eye(3)[[1, 1, 0, 1, 2, 2, 0]].log()[None], [7])
-        [[1, 1, 2]]
-    """
-    B, T, K = check_tensor(log_probs, "log_probs", "BTK").shape
-    lengths = check_lengths(lengths, log_probs, "lengths", T, "T")
-    if not 0 <= blank < K:
-        raise ValueError(f"blank must be in [0, K={K}); got {blank}")
-    best = log_probs.argmax(2)  # (B, T)
-    paths = (torch.unique_consecutive(best[b, :L]).tolist() for b, L in enumerate(lengths.tolist()))
-    return [[k for k in path if k != blank] for path in paths]
 
 
 def filter_logits(scores: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:

@@ -1,38 +1,12 @@
-"""Decoding: CTC's best path on paths built by hand (repeats merged, blanks dropped, padding
-unread); sampling carries the state (greedy sampling equals re-running from scratch), is
+"""Sampling carries the state (greedy sampling equals re-running from scratch), is
 reproducible from a generator and stops at the stop symbol; top-p keeps the smallest
 nucleus, checked against brute force."""
-
-import math
 
 import pytest
 import torch
 
-from rnnkit.decode import ctc_greedy_decode, filter_logits, sample
+from rnnkit.decode import filter_logits, sample
 from rnnkit.tasks.lm import LanguageModel, LMConfig
-
-
-def one_hot_log_probs(paths, K=3):
-    T = max(len(p) for p in paths)
-    x = torch.full((len(paths), T, K), math.nan)  # padding: NaN
-    for b, path in enumerate(paths):
-        x[b, :len(path)] = torch.eye(K)[path].mul(5).log_softmax(1)
-    return x
-
-
-def test_ctc_greedy_decode():
-    paths = [[1, 1, 0, 1, 2, 2, 0], [2, 2, 0, 0], [0, 0], [], [1, 2, 2, 1]]
-    log_probs = one_hot_log_probs([p or [0] for p in paths])
-    assert ctc_greedy_decode(log_probs, [7, 4, 2, 0, 3]) == [[1, 1, 2], [2], [], [], [1, 2]]
-    assert ctc_greedy_decode(one_hot_log_probs([[2, 1, 1, 2, 0, 0]]), [6], blank=2) == [[1, 0]]
-
-
-def test_ctc_greedy_decode_names_bad_arguments():
-    lp = torch.randn(2, 3, 4).log_softmax(2)
-    with pytest.raises(ValueError, match=r"lengths must be <= T=3"):
-        ctc_greedy_decode(lp, [3, 5])
-    with pytest.raises(ValueError, match=r"blank must be in \[0, K=4\)"):
-        ctc_greedy_decode(lp, [3, 3], blank=4)
 
 
 def test_greedy_sampling_equals_rerunning_from_scratch():

@@ -1,0 +1,15 @@
+"""Decoding: turning a model's output distributions into sequences. One home:
+
+- :mod:`rnnkit.decode.ctc`: CTC's best path and the prefix beam search with a language
+  model (Hannun et al. 2014).
+- :mod:`rnnkit.decode.sampling`: drawing from a language model, with temperature, top-k
+  and nucleus filtering.
+- Viterbi decoding stays with the models that own it: :meth:`rnnkit.crf.CRF.decode`
+  and :meth:`~rnnkit.crf.CRF.decode_nbest` (exact k-best) for the linear-chain CRF,
+  :meth:`rnnkit.hmm.HMMTagger.tag` for the HMM.
+"""
+
+from rnnkit.decode.ctc import Hypothesis, PrefixLM, ctc_greedy_decode, ctc_prefix_beam_search
+from rnnkit.decode.sampling import filter_logits, sample
+
+__all__ = ["Hypothesis", "PrefixLM", "ctc_greedy_decode", "ctc_prefix_beam_search", "filter_logits", "sample"]
