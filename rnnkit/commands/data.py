@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from rnnkit.data import speech_corpus
 from rnnkit.data.corpora import CORPORA, cache_root, fetch
+
+SPEECH = "speech-espeak"  # synthesized, not fetched: rnnkit.data.speech_corpus
+
+
+def _speech(force: bool) -> dict[str, Path]:
+    out = cache_root() / SPEECH
+    if (out / ".prepared").exists() and not force:
+        return {p.name.removesuffix(".tsv"): p for p in sorted(out.glob("*.tsv"))}
+    paths = speech_corpus.build(out, speech_corpus.bible_sentences())
+    (out / ".prepared").write_text("espeak-ng, sword-text-web\n")
+    return paths
 
 
 def _data(args: argparse.Namespace, argv: list[str]) -> int:
     if args.name == "list":
         for c in CORPORA.values():
             print(f"{c.name:16s} {c.about} [{c.requirement}; licence: {c.licence}]")
+        print(f"{SPEECH:16s} English speech synthesized by espeak-ng from the World English Bible, 84 voices, "
+              "split by voice; words and CMU phones [espeak-ng, sword-text-web; licence: public domain text]")
         print(f"cache: {cache_root()} (set RNNKIT_DATA to change)")
+        return 0
+    if args.name == SPEECH:
+        for name, path in _speech(args.force).items():
+            print(f"{name}\t{path}")
         return 0
     for split, path in fetch(args.name, force=args.force).items():
         print(f"{split}\t{path}")

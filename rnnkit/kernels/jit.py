@@ -50,20 +50,20 @@ def build_lock(directory: Path, wait: float | None = None) -> Iterator[bool]:
     wait = float(os.environ.get("RNNKIT_BUILD_WAIT", DEFAULT_WAIT)) if wait is None else wait
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".rnnkit-build.lock", "w") as handle:
-        deadline, said = time.monotonic() + wait, False
+        start, said = time.monotonic(), False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= start + wait:
                     yield False
                     return
-                if not said:
+                if not said and time.monotonic() > start + 3:  # not for another process's quick up-to-date check
                     print(f"rnnkit: another process is compiling the kernels in {directory}; waiting for it "
                           f"(at most {wait / 60:.0f} min)", file=sys.stderr, flush=True)
                     said = True
-                time.sleep(0.5)
+                time.sleep(0.05)
         try:
             stale = directory / "lock"
             if stale.exists():

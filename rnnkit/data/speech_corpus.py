@@ -1,0 +1,178 @@
+"""A speech corpus synthesized with a real text-to-speech engine: sentences of the World
+English Bible (public domain; Debian's ``sword-text-web``, read with pysword) spoken by
+espeak-ng over many voices, with each utterance's speed and pitch drawn at random.
+
+Each utterance has a word transcript (the sentence, lower-cased, letters and apostrophes
+only) and a phone transcript: espeak-ng's own phonemes for that voice, mapped to the 39
+phones of CMUdict without stress (:data:`ESPEAK_TO_CMU`; an unmapped phoneme is an error,
+never a guess), so the labels follow what the voice says.
+
+A speaker is one of espeak-ng's English accents with one voice variant. The splits are
+**by speaker**: the variants of :data:`TEST_VARIANTS` speak only the test set and those of
+:data:`DEV_VARIANTS` only the dev set, in every accent, so no test voice is heard in
+training. Audio is written as 16 kHz 16-bit mono wav; each split has two manifests,
+``SPLIT.tsv`` (``audio<TAB>words``) and ``SPLIT.phones.tsv`` (``audio<TAB>phones``), read by
+:func:`rnnkit.data.manifest.read_manifest`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from rnnkit.data.audio import read_audio
+
+SAMPLE_RATE = 16000
+ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
+TEST_VARIANTS = ("m7", "f5")
+DEV_VARIANTS = ("m6", "f4")
+CMU_PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z "
+              "ZH").split()
+
+# espeak-ng's English phoneme mnemonics (its ``-x`` output, stress marks removed) -> CMU phones
+ESPEAK_TO_CMU = {
+    "0": "AA", "3": "ER", "3:": "ER", "@": "AH", "@-": "AH", "@2": "AH", "@5": "AH", "@L": "AH L", "A:": "AA",
+    "A@": "AA R", "D": "DH", "E": "EH", "I": "IH", "I#": "IH", "I2": "IH", "IR": "ER", "N": "NG", "O": "AO",
+    "O2": "AO", "O:": "AO", "O@": "AO R", "OI": "OY", "S": "SH", "T": "TH", "U": "UH", "U@": "UH R", "V": "AH",
+    "VR": "ER", "Z": "ZH", "a": "AE", "a#": "AH", "aI": "AY", "aI2": "AY", "aI3": "AY", "aI@": "AY ER", "aU": "AW",
+    "aa": "AE", "e": "EH", "e@": "EH R", "eI": "EY", "i": "IY", "i:": "IY", "i@": "IY R", "i@3": "IY R", "j": "Y",
+    "n-": "N", "o@": "AO R", "oU": "OW", "r": "R", "r-": "R", "t#": "T", "t2": "T", "t[": "T", "u:": "UW",
+    "w#": "W", "?": "T", "x": "K", "l": "L", "m": "M", "n": "N", "b": "B", "d": "D", "f": "F", "g": "G",
+    "h": "HH", "k": "K", "p": "P", "s": "S", "t": "T", "v": "V", "w": "W", "z": "Z", "dZ": "JH", "tS": "CH",
+    "m-": "M", "l-": "L",
+}
+PAUSES = {";", "_:", "_!", "_|", "_"}  # espeak's pauses: not phones
+
+
+@dataclass(frozen=True)
+class Speaker:
+    accent: str
+    variant: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.accent}+{self.variant}"
+
+    @property
+    def split(self) -> str:
+        return "test" if self.variant in TEST_VARIANTS else "dev" if self.variant in DEV_VARIANTS else "train"
+
+
+SPEAKERS = [Speaker(a, v) for a in ACCENTS for v in VARIANTS]
+
+
+def require(tool: str, package: str) -> str:
+    """The path of ``tool``, installing Debian's ``package`` (as root) when it is absent."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", package], capture_output=True)
+        found = shutil.which(tool)
+        if found:
+            return found
+    raise OSError(f"{tool} is needed to synthesize the speech corpus: install it with `sudo apt-get install "
+                  f"{package}`")
+
+
+def to_cmu(espeak: str) -> list[str]:
+    """espeak-ng ``-x --sep=' '`` output -> CMU phones (stress and pauses dropped)."""
+    phones = []
+    for token in espeak.split():
+        token = token.replace("'", "").replace(",", "")
+        if not token or token in PAUSES:
+            continue
+        if token not in ESPEAK_TO_CMU:
+            raise ValueError(f"espeak-ng phoneme {token!r} has no CMU phone in ESPEAK_TO_CMU (output: {espeak!r})")
+        phones += ESPEAK_TO_CMU[token].split()
+    return phones
+
+
+def clean_sentences(markup: str, min_words: int = 4, max_words: int = 16) -> list[str]:
+    """Sentences of OSIS markup: footnotes and tags removed, split at . ? ! ; :, lower-cased,
+    letters and apostrophes only; those of ``min_words`` to ``max_words`` words, once each."""
+    text = re.sub(r"<note.*?</note>", " ", markup, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text).replace("’", "'").replace("‘", "'")
+    seen, out = set(), []
+    for part in re.split(r"[.?!;:]+", text):
+        if re.search(r"\d", part):
+            continue
+        words = [w.strip("'") for w in re.sub(r"[^A-Za-z' ]+", " ", part).lower().split()]
+        words = [w for w in words if w]
+        sentence = " ".join(words)
+        if min_words <= len(words) <= max_words and sentence not in seen:
+            seen.add(sentence)
+            out.append(sentence)
+    return out
+
+
+def bible_sentences() -> list[str]:
+    """The World English Bible's sentences (Debian's sword-text-web, downloaded when not installed)."""
+    from pysword.modules import SwordModules
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path("/usr/share/sword")
+        if not (root / "mods.d" / "engWEB2015eb.conf").exists():
+            require("apt-get", "apt")
+            got = subprocess.run(["apt-get", "download", "sword-text-web"], cwd=tmp, capture_output=True, text=True)
+            debs = list(Path(tmp).glob("sword-text-web_*.deb"))
+            if got.returncode or not debs:
+                raise OSError(f"apt-get download sword-text-web failed: {got.stderr.strip()[-300:]}")
+            subprocess.run(["dpkg-deb", "-x", str(debs[0]), tmp], check=True)
+            root = Path(tmp) / "usr" / "share" / "sword"
+        modules = SwordModules(str(root))
+        modules.parse_modules()
+        return clean_sentences(modules.get_bible_from_module("engWEB2015eb").get(clean=False))
+
+
+def synthesize(text: str, speaker: Speaker, speed: int, pitch: int, path: Path) -> list[str]:
+    """Speak ``text`` into ``path`` (16 kHz 16-bit wav); returns its CMU phones."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
+        out = subprocess.run(["espeak-ng", "-v", speaker.name, "-s", str(speed), "-p", str(pitch), "-x",
+                              "--sep= ", "-w", raw.name, text], capture_output=True, text=True, check=True)
+        samples = read_audio(raw.name, SAMPLE_RATE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), np.clip(samples, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+    return to_cmu(out.stdout)
+
+
+def build(out: Path, sentences: list[str], train: int = 4000, dev: int = 300, test: int = 300, seed: int = 0,
+          workers: int = 2) -> dict[str, Path]:
+    """Synthesize ``train``/``dev``/``test`` utterances of distinct sentences into ``out``;
+    returns the manifests by name (``train``, ``train.phones``, ...)."""
+    require("espeak-ng", "espeak-ng")
+    rng = random.Random(seed)
+    order = list(sentences)
+    rng.shuffle(order)
+    wanted = {"train": train, "dev": dev, "test": test}
+    if sum(wanted.values()) > len(order):
+        raise ValueError(f"{sum(wanted.values())} utterances asked for, {len(order)} sentences available")
+    jobs, start = [], 0
+    for split, count in wanted.items():
+        speakers = [s for s in SPEAKERS if s.split == split]
+        for i, text in enumerate(order[start:start + count]):
+            speaker = speakers[i % len(speakers)]
+            jobs.append((split, text, speaker, rng.randint(140, 190), rng.randint(30, 70),
+                         out / "wav" / split / speaker.name / f"{start + i:06d}.wav"))
+        start += count
+    with ThreadPoolExecutor(workers) as pool:  # each job waits on its espeak-ng process
+        phones = list(pool.map(lambda job: synthesize(job[1], job[2], job[3], job[4], job[5]), jobs))
+    paths = {}
+    for split in wanted:
+        rows = [(job[5].relative_to(out), job[1], p) for job, p in zip(jobs, phones) if job[0] == split]
+        for name, column in ((split, 1), (f"{split}.phones", 2)):
+            path = out / f"{name}.tsv"
+            path.write_text("".join(f"{audio}\t{words if column == 1 else ' '.join(ph)}\n"
+                                    for audio, words, ph in rows), encoding="utf-8")
+            paths[name] = path
+    return paths
