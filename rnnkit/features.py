@@ -114,8 +114,8 @@ def add_deltas(feats: Tensor, counts: Tensor, order: int = 2) -> Tensor:
     """(B, F, C) -> (B, F, C · (1 + order)): the coefficients, Δ, ΔΔ, ... each over ±2 frames
     of the sequence's own frames (its first and last repeated beyond them)."""
     B, F, C = feats.shape
-    if F == 0 or order == 0:
-        return feats.new_zeros(B, F, C * (1 + order)) if F == 0 else feats
+    if F == 0:
+        return feats.new_zeros(B, 0, C * (1 + order))
     t = torch.arange(F, device=feats.device)
     last = (counts.to(feats.device) - 1).clamp(min=0)[:, None]  # (B, 1)
     out, current = [feats], feats

@@ -71,10 +71,6 @@ class Rule:
             raise argparse.ArgumentTypeError(f"must be {self.describe()}, not {text!r}")
         return value
 
-    @property
-    def __name__(self) -> str:  # argparse names a type by it in some messages
-        return self.describe()
-
 
 COUNT = Rule(int, 1)  # sizes, layers, steps: at least one
 NATURAL = Rule(int, 0)  # zero allowed (0 usually means "none" or "off")

@@ -38,21 +38,39 @@ def test_a_build_held_by_another_process_is_waited_for_then_given_up(tmp_path, c
 
 
 @pytest.mark.extension
-def test_the_extension_loads_past_a_stale_lock_in_its_cache():
-    """The real build directory, as an interrupted first compile leaves it: loading it in a
-    fresh process removes the lock and returns the module instead of waiting forever."""
+def test_a_built_extension_loads_whatever_locks_its_directory_holds():
+    """The real build directory with torch's lock left by an interrupted compile and rnnkit's
+    lock held by another process: a fresh process imports the built library at once."""
     module = fused.extension()
     directory = jit.build_root() / module.__name__
     lock = directory / "lock"
     lock.write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, time\n"
+        f"h = open({str(directory / '.rnnkit-build.lock')!r}, 'w')\n"
+        "fcntl.flock(h, fcntl.LOCK_EX); print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
     try:
-        out = subprocess.run([sys.executable, "-W", "always", "-c",
-                              "from rnnkit.kernels import fused; print(fused.available())"],
-                             capture_output=True, text=True, timeout=600)
-        assert out.stdout.strip() == "True", out.stderr
-        assert "interrupted compile" in out.stderr and not lock.exists()
+        assert holder.stdout.readline().strip() == "held"
+        out = subprocess.run([sys.executable, "-c", "from rnnkit.kernels import fused; print(fused.available())"],
+                             capture_output=True, text=True, timeout=600, env={**os.environ, "RNNKIT_BUILD_WAIT": "0"})
+        assert out.stdout.strip() == "True", out.stderr  # with no wait allowed: it never took the lock
     finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
         lock.unlink(missing_ok=True)
+
+
+def test_a_library_that_does_not_import_is_built_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    library = jit.build_root() / "rnnkit_test_ext" / "rnnkit_test_ext.so"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"\x7fELF cut short")  # a link killed halfway
+    built = []
+    monkeypatch.setattr(jit.cpp_extension, "load", lambda **kw: built.append(kw["name"]) or "module")
+    assert jit.load("rnnkit_test_ext", [], [], []) == "module" and built == ["rnnkit_test_ext"]
+    assert not library.exists()  # removed, so that ninja links it anew
 
 
 def test_the_environments_ninja_comes_first(monkeypatch, tmp_path):

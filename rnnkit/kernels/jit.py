@@ -7,7 +7,8 @@ and every later process hangs. rnnkit takes its own lock first: an ``flock`` on 
 the directory, which the kernel releases when its holder dies, so it can never go stale.
 Whoever holds it may remove torch's ``lock`` (no other rnnkit process can be building
 there). A process that finds the flock taken waits at most ``RNNKIT_BUILD_WAIT`` seconds
-(default 900) for the other build, then goes on without the extension.
+(default 900) for the other build, then goes on without the extension. A library already
+built is imported directly: no lock, no ninja, so the processes of a run start alike.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import os
 import sys
 import time
@@ -33,12 +35,13 @@ def build_root() -> Path:
     (``TORCH_EXTENSIONS_DIR``, else its default), one directory per Python environment. The
     build commands name the environment's torch headers and ninja, so two environments
     sharing one directory would each find the other's build out of date and rebuild it,
-    replacing the library under the other's running processes."""
+    replacing the library under the other's running processes. torch's version is part of
+    the directory's name too: an upgraded torch builds anew."""
     given = os.environ.get("TORCH_EXTENSIONS_DIR")
     accelerator = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
     python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
     root = Path(given) if given else Path(cpp_extension.get_default_build_root()) / f"{python}_{accelerator}"
-    environment = hashlib.sha1(str(Path(torch.__file__).resolve().parent).encode()).hexdigest()[:10]
+    environment = hashlib.sha1(f"{Path(torch.__file__).resolve().parent} {torch.__version__}".encode()).hexdigest()[:10]
     return root / f"env-{environment}"
 
 
@@ -83,11 +86,29 @@ def use_environment_ninja() -> None:
         os.environ["PATH"] = os.pathsep.join([str(here), *[p for p in path if p != str(here)]])
 
 
+def _import(name: str, library: Path):
+    spec = importlib.util.spec_from_file_location(name, library)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load(name: str, sources: list[Path], cflags: list[str], ldflags: list[str]):
     """The compiled module ``name`` (built now if it is not cached), or None when another
-    process's build did not finish in time. Build errors propagate."""
-    use_environment_ninja()
+    process's build did not finish in time. Build errors propagate.
+
+    ``name`` must change with the sources and flags (the caller puts their digest in it):
+    a library already built under that name, in this environment's directory, is then
+    this very build and is imported without taking the lock or running ninja. One that
+    does not import (a link cut short) is removed and built again."""
     directory = build_root() / name
+    library = directory / f"{name}.so"
+    if library.exists():
+        try:
+            return _import(name, library)
+        except ImportError:
+            library.unlink(missing_ok=True)
+    use_environment_ninja()
     with build_lock(directory) as held:
         if not held:
             warnings.warn("rnnkit: gave up waiting for another process's compile; using torch's kernels",
