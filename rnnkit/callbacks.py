@@ -80,8 +80,9 @@ class Checkpointer(Callback):
 
     def __init__(self, out: Path, model: nn.Module, optimizer, schedule: LRSchedule | None, config: dict,
                  vocabs: dict[str, Vocab], every_steps: int = 0, metric: str | None = None,
-                 minimize: bool = True, enabled: bool = True):
+                 minimize: bool = True, enabled: bool = True, files: dict[str, str] | None = None):
         self.out, self.model, self.optimizer, self.schedule = Path(out), model, optimizer, schedule
+        self.files = files or {}  # other files of the model directory (name -> text)
         self.config, self.vocabs, self.every = config, vocabs, every_steps
         self.metric, self.minimize, self.enabled = metric, minimize, enabled
         self.last_saved: tuple[int, int, int] | None = None  # (step, epoch, batch)
@@ -93,14 +94,14 @@ class Checkpointer(Callback):
         trainer = {"optimizer": self.optimizer.state_dict(), "fit": fit.to_dict(),
                    "schedule": self.schedule.state_dict() if self.schedule else None}
         save_checkpoint(self.out / "checkpoints", f"step-{fit.step:09d}-e{fit.epoch}b{fit.batch}", self.model,
-                        self.config, self.vocabs, trainer)
+                        self.config, self.vocabs, trainer, files=self.files)
         self.last_saved = position
 
     def publish(self) -> None:
         """Replace ``out/model`` with the current weights (a new directory renamed into place)."""
         tmp, final, old = self.out / ".model.tmp", self.out / "model", self.out / ".model.old"
         shutil.rmtree(tmp, ignore_errors=True)
-        save_model_dir(tmp, self.model, self.config, self.vocabs)
+        save_model_dir(tmp, self.model, self.config, self.vocabs, self.files)
         if final.exists():
             shutil.rmtree(old, ignore_errors=True)
             final.rename(old)

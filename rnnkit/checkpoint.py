@@ -76,18 +76,22 @@ def check_finite(model: nn.Module) -> None:
             raise NonFiniteWeights(f"parameter {name} holds non-finite values; not saving")
 
 
-def save_model_dir(directory: Path, model: nn.Module, config: dict, vocabs: dict[str, Vocab]) -> None:
-    """Weights, config and vocabularies: what eval and predict need (no fsync, no atomicity)."""
+def save_model_dir(directory: Path, model: nn.Module, config: dict, vocabs: dict[str, Vocab],
+                   files: dict[str, str] | None = None) -> None:
+    """Weights, config, vocabularies and any other text ``files`` (name -> contents, e.g. a
+    language model): what eval and predict need (no fsync, no atomicity)."""
     check_finite(model)
     directory.mkdir(parents=True, exist_ok=True)
     save_model(model, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     for name, vocab in vocabs.items():
         vocab.save(directory / f"vocab-{name}.json")
+    for name, text in (files or {}).items():
+        (directory / name).write_text(text, encoding="utf-8")
 
 
 def save_checkpoint(root: Path, name: str, model: nn.Module, config: dict, vocabs: dict[str, Vocab],
-                    trainer: dict[str, Any], keep: int = 2) -> Path:
+                    trainer: dict[str, Any], keep: int = 2, files: dict[str, str] | None = None) -> Path:
     """Write checkpoint ``root/name`` atomically and point ``root/latest`` at it.
 
     ``trainer`` holds the optimizer and schedule state dicts, the position,
@@ -98,7 +102,7 @@ def save_checkpoint(root: Path, name: str, model: nn.Module, config: dict, vocab
     final, tmp = root / name, root / f".{name}.tmp-{os.getpid()}"
     for stale in root.glob(".*.tmp-*"):  # half-written by a run that was killed (one run writes here)
         shutil.rmtree(stale, ignore_errors=True)
-    save_model_dir(tmp, model, config, vocabs)
+    save_model_dir(tmp, model, config, vocabs, files)
     torch.save({**trainer, "rng": rng_states()}, tmp / "trainer.pt")
     for f in tmp.iterdir():
         _fsync(f)

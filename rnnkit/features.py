@@ -162,3 +162,55 @@ class Normalizer:
         mean = torch.tensor(self.mean, dtype=feats.dtype, device=feats.device)
         std = torch.tensor(self.std, dtype=feats.dtype, device=feats.device)
         return (feats - mean) / std * valid_mask(counts, feats.shape[1])[..., None]
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment's masks (Park et al. 2019), without time warping: ``freq_masks`` bands of
+    0..``freq_width`` coefficients and ``time_masks`` spans of 0..``time_width`` frames (at most
+    ``time_fraction`` of each sequence), each drawn uniformly."""
+
+    freq_masks: int = setting(2, NATURAL)
+    freq_width: int = setting(8, NATURAL)  # F: the widest band of coefficients masked
+    time_masks: int = setting(2, NATURAL)
+    time_width: int = setting(25, NATURAL)  # T: the longest span of frames masked
+    time_fraction: float = setting(0.2, POSITIVE)  # p: a span covers at most p · the sequence's frames
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+def _bands(sizes: Tensor, count: int, width: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """Per sequence, ``count`` random bands [start, start + w) with w ~ U{0..width_b} inside [0, size_b):
+    starts and ends (B, count)."""
+    B = sizes.shape[0]
+    w = (torch.rand(B, count, generator=generator) * (width.unsqueeze(1) + 1)).long()  # (B, count)
+    w = torch.minimum(w, sizes.unsqueeze(1))
+    start = (torch.rand(B, count, generator=generator) * (sizes.unsqueeze(1) - w + 1)).long()  # (B, count)
+    return start, start + w
+
+
+def spec_augment(feats: Tensor, counts: Tensor, config: SpecAugmentConfig, block: int,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """feats (B, F, C) with counts (B,) -> feats with SpecAugment's masks set to 0 (the mean of
+    normalised features). C is made of blocks of ``block`` coefficients (the static ones, Δ,
+    ΔΔ): a frequency band masks the same coefficients in every block. Time spans lie within
+    each sequence's own frames; padding stays as it is."""
+    B, F, C = feats.shape
+    if B == 0:
+        return feats
+    cpu = counts.cpu()
+    keep = torch.ones(B, F, C, dtype=torch.bool)
+    if config.freq_masks and config.freq_width:
+        start, end = _bands(torch.full((B,), block), config.freq_masks, torch.full((B,), config.freq_width),
+                            generator)
+        k = torch.arange(C) % block  # (C,): each coefficient's place in its block
+        band = (k >= start[..., None]) & (k < end[..., None])  # (B, masks, C)
+        keep &= ~band.any(1)[:, None, :]
+    if config.time_masks and config.time_width:
+        width = torch.clamp((cpu * config.time_fraction).long(), max=config.time_width)  # (B,)
+        start, end = _bands(cpu, config.time_masks, width, generator)
+        t = torch.arange(F)
+        span = (t >= start[..., None]) & (t < end[..., None])  # (B, masks, F)
+        keep &= ~span.any(1)[:, :, None]
+    return feats * keep.to(feats.device)

@@ -56,6 +56,7 @@ class TrainingJob:
     minimize: bool = True
     carry_state: bool = False  # the loader's batches continue each other (a stream): carry the state across
     notes: list[str] = field(default_factory=list)  # what the command tells the user about the data
+    files: dict[str, str] = field(default_factory=dict)  # other files of the model directory (name -> text)
 
 
 def run_training(run: RunConfig, job: TrainingJob, world: World = SINGLE, callbacks: Sequence[Callback] = (),
@@ -80,7 +81,7 @@ def run_training(run: RunConfig, job: TrainingJob, world: World = SINGLE, callba
     if run.patience is not None and job.metric:
         own.append(EarlyStopping(job.metric, run.patience, job.minimize))
     own.append(Checkpointer(run.out, unwrap(model), optimizer, schedule, job.config, job.vocabs,
-                            run.checkpoint_every, job.metric, job.minimize, enabled=main))
+                            run.checkpoint_every, job.metric, job.minimize, enabled=main, files=job.files))
     own.append(Log(job.batches_per_epoch, run.log_every, stream=progress, jsonl=run.out / "metrics.jsonl",
                    tensorboard=run.out / "tensorboard" if run.tensorboard else None, enabled=main))
     try:

@@ -78,6 +78,7 @@ POSITIVE = Rule(float, 0, open_low=True)
 NONNEGATIVE = Rule(float, 0)
 FRACTION = Rule(float, 0, 1, open_high=True)  # dropout, momentum, a held-out share: [0, 1)
 SHARE = Rule(float, 0, 1, open_low=True)  # a decay factor, top-p: (0, 1]
+REAL = Rule(float)  # any finite number (a bonus, an offset)
 
 
 def setting(default: Any = MISSING, rule: Rule | None = None, **kw: Any) -> Any:

@@ -90,3 +90,22 @@ def test_settings_and_inputs_are_checked():
         log_fbank(torch.zeros(16000), torch.tensor([16000]))
     feats, counts = features(torch.zeros(2, 100), torch.tensor([100, 50]))  # shorter than one window
     assert feats.shape == (2, 0, 123) and counts.tolist() == [0, 0]
+
+
+def test_spec_augment_masks_bands_in_every_block_and_spans_within_each_sequence():
+    from rnnkit.features import SpecAugmentConfig, spec_augment
+    feats = torch.ones(4, 50, 3 * 10)
+    counts = torch.tensor([50, 30, 10, 0])
+    config = SpecAugmentConfig(freq_masks=1, freq_width=4, time_masks=1, time_width=20, time_fraction=0.2)
+    out = spec_augment(feats, counts, config, block=10, generator=torch.Generator().manual_seed(3))
+    for b, n in enumerate(counts.tolist()):
+        frames = out[b, :max(n, 1)]
+        masked_coeffs = (frames == 0).all(0).reshape(3, 10)  # coefficients masked at every frame
+        assert (masked_coeffs == masked_coeffs[0]).all()  # the same band in static, Δ and ΔΔ
+        assert masked_coeffs[0].sum() <= 4
+        masked_frames = (out[b, :n] == 0).all(1).sum()
+        if not masked_coeffs[0].all():
+            assert masked_frames <= int(0.2 * n)  # at most p of the sequence
+    assert (out[:, :, :] * feats).sum() < feats.sum()  # something was masked
+    again = spec_augment(feats, counts, config, block=10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(out, again)

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from rnnkit.data import speech_corpus
 from rnnkit.data.corpora import CORPORA, cache_root, fetch
+from rnnkit.settings import COUNT
 
 SPEECH = "speech-espeak"  # synthesized, not fetched: rnnkit.data.speech_corpus
 
 
-def _speech(force: bool) -> dict[str, Path]:
+def _speech(force: bool, utterances: int) -> dict[str, Path]:
     out = cache_root() / SPEECH
-    if (out / ".prepared").exists() and not force:
+    stamp = f"espeak-ng and flite, sword-text-web; {utterances} training utterances\n"
+    if (out / ".prepared").exists() and (out / ".prepared").read_text() == stamp and not force:
         return {p.name.removesuffix(".tsv"): p for p in sorted(out.glob("*.tsv"))}
-    paths = speech_corpus.build(out, speech_corpus.bible_sentences())
-    (out / ".prepared").write_text("espeak-ng, sword-text-web\n")
+    if out.exists():
+        shutil.rmtree(out)
+    sentences = speech_corpus.bible_sentences(cache_root() / "web-sentences.txt")
+    paths = speech_corpus.build(out, sentences, train=utterances)
+    (out / ".prepared").write_text(stamp)
     return paths
 
 
@@ -29,7 +35,7 @@ def _data(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"cache: {cache_root()} (set RNNKIT_DATA to change)")
         return 0
     if args.name == SPEECH:
-        for name, path in _speech(args.force).items():
+        for name, path in _speech(args.force, args.utterances).items():
             print(f"{name}\t{path}")
         return 0
     for split, path in fetch(args.name, force=args.force).items():
@@ -41,4 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fetch and prepare a real corpus (`rnnkit data list` names them)")
     p.add_argument("name", help="a corpus name, or 'list'")
     p.add_argument("--force", action="store_true", help="download and prepare again")
+    p.add_argument("--utterances", type=COUNT, default=4000,
+                   help=f"{SPEECH}: training utterances to synthesize (dev and test: 300 each, flite: 200)")
     p.set_defaults(run=_data)

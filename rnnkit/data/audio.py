@@ -37,3 +37,11 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     if len(samples) == 0:
         raise DataError(path, None, "holds no audio samples")
     return resample(samples.mean(axis=1), rate, sample_rate)
+
+
+def change_speed(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
+    """Speed perturbation (Ko et al. 2015): the audio played ``factor`` times as fast, tempo and
+    pitch together, as sox's ``speed``: (N,) -> (≈ N / factor,) at the same ``rate``."""
+    if factor <= 0:
+        raise ValueError(f"the speed factor must be > 0; got {factor}")
+    return resample(samples, round(rate * factor), rate)

@@ -10,8 +10,10 @@ never a guess), so the labels follow what the voice says.
 A speaker is one of espeak-ng's English accents with one voice variant. The splits are
 **by speaker**: the variants of :data:`TEST_VARIANTS` speak only the test set and those of
 :data:`DEV_VARIANTS` only the dev set, in every accent, so no test voice is heard in
-training. Audio is written as 16 kHz 16-bit mono wav; each split has two manifests,
-``SPLIT.tsv`` (``audio<TAB>words``) and ``SPLIT.phones.tsv`` (``audio<TAB>phones``), read by
+training. A second test set, ``test-flite``, is spoken by another engine (flite's CMU
+voices, :data:`FLITE_VOICES`; its phones are flite's own CMU phones) as an out-of-engine check.
+Audio is written as 16 kHz 16-bit mono wav; each split has two manifests, ``SPLIT.tsv``
+(``audio<TAB>words``) and ``SPLIT.phones.tsv`` (``audio<TAB>phones``), read by
 :func:`rnnkit.data.manifest.read_manifest`.
 """
 
@@ -53,6 +55,8 @@ ESPEAK_TO_CMU = {
     "m-": "M", "l-": "L",
 }
 PAUSES = {";", "_:", "_!", "_|", "_"}  # espeak's pauses: not phones
+FLITE_VOICES = ("slt", "rms", "awb", "kal16")  # flite's voices (cmu_us_*), for the out-of-engine test set
+FLITE_TO_CMU = {"ax": "AH", "pau": ""}  # flite's phones are CMU's, lower-case, plus the schwa and pauses
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,21 @@ def clean_sentences(markup: str, min_words: int = 4, max_words: int = 16) -> lis
     return out
 
 
-def bible_sentences() -> list[str]:
-    """The World English Bible's sentences (Debian's sword-text-web, downloaded when not installed)."""
+def bible_sentences(cache: Path | None = None) -> list[str]:
+    """The World English Bible's sentences (Debian's sword-text-web, downloaded when not installed),
+    one per line in ``cache`` once read (reading the module takes about a minute)."""
+    if cache is not None and cache.exists():
+        return cache.read_text(encoding="utf-8").splitlines()
+    sentences = _read_bible()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+        tmp.replace(cache)
+    return sentences
+
+
+def _read_bible() -> list[str]:
     from pysword.modules import SwordModules
     with tempfile.TemporaryDirectory() as tmp:
         root = Path("/usr/share/sword")
@@ -135,6 +152,28 @@ def bible_sentences() -> list[str]:
         return clean_sentences(modules.get_bible_from_module("engWEB2015eb").get(clean=False))
 
 
+def flite_to_cmu(segments: str) -> list[str]:
+    """flite ``-ps`` output -> CMU phones (pauses dropped)."""
+    phones = []
+    for token in segments.split():
+        phone = FLITE_TO_CMU.get(token, token.upper())
+        if phone and phone not in CMU_PHONES:
+            raise ValueError(f"flite phone {token!r} is not a CMU phone (output: {segments!r})")
+        phones += phone.split()
+    return phones
+
+
+def synthesize_flite(text: str, voice: str, stretch: float, path: Path) -> list[str]:
+    """Speak ``text`` with flite's ``voice`` into ``path`` (16 kHz 16-bit wav); returns its CMU phones."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
+        out = subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.2f}", "-ps",
+                              "-o", raw.name, "-t", text], capture_output=True, text=True, check=True)
+        samples = read_audio(raw.name, SAMPLE_RATE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), np.clip(samples, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+    return flite_to_cmu(out.stdout)
+
+
 def synthesize(text: str, speaker: Speaker, speed: int, pitch: int, path: Path) -> list[str]:
     """Speak ``text`` into ``path`` (16 kHz 16-bit wav); returns its CMU phones."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as raw:
@@ -146,30 +185,37 @@ def synthesize(text: str, speaker: Speaker, speed: int, pitch: int, path: Path) 
     return to_cmu(out.stdout)
 
 
-def build(out: Path, sentences: list[str], train: int = 4000, dev: int = 300, test: int = 300, seed: int = 0,
-          workers: int = 2) -> dict[str, Path]:
-    """Synthesize ``train``/``dev``/``test`` utterances of distinct sentences into ``out``;
-    returns the manifests by name (``train``, ``train.phones``, ...)."""
+def build(out: Path, sentences: list[str], train: int = 4000, dev: int = 300, test: int = 300, flite: int = 200,
+          seed: int = 0, workers: int = 2) -> dict[str, Path]:
+    """Synthesize ``train``/``dev``/``test`` utterances (espeak-ng) and ``flite`` out-of-engine
+    test utterances (``test-flite``; 0: none), each of a distinct sentence, into ``out``; returns
+    the manifests by name (``train``, ``train.phones``, ...)."""
     require("espeak-ng", "espeak-ng")
+    if flite:
+        require("flite", "flite")
     rng = random.Random(seed)
     order = list(sentences)
     rng.shuffle(order)
-    wanted = {"train": train, "dev": dev, "test": test}
+    wanted = {"train": train, "dev": dev, "test": test, "test-flite": flite}
     if sum(wanted.values()) > len(order):
         raise ValueError(f"{sum(wanted.values())} utterances asked for, {len(order)} sentences available")
     jobs, start = [], 0
     for split, count in wanted.items():
-        speakers = [s for s in SPEAKERS if s.split == split]
+        speakers = [s for s in SPEAKERS if s.split == split] or FLITE_VOICES
         for i, text in enumerate(order[start:start + count]):
             speaker = speakers[i % len(speakers)]
-            jobs.append((split, text, speaker, rng.randint(140, 190), rng.randint(30, 70),
-                         out / "wav" / split / speaker.name / f"{start + i:06d}.wav"))
+            name = speaker.name if isinstance(speaker, Speaker) else f"flite-{speaker}"
+            if isinstance(speaker, Speaker):
+                call = (synthesize, text, speaker, rng.randint(140, 190), rng.randint(30, 70))
+            else:
+                call = (synthesize_flite, text, speaker, rng.uniform(0.85, 1.2))
+            jobs.append((split, text, out / "wav" / split / name / f"{start + i:06d}.wav", call))
         start += count
-    with ThreadPoolExecutor(workers) as pool:  # each job waits on its espeak-ng process
-        phones = list(pool.map(lambda job: synthesize(job[1], job[2], job[3], job[4], job[5]), jobs))
+    with ThreadPoolExecutor(workers) as pool:  # each job waits on its synthesizer's process
+        phones = list(pool.map(lambda job: job[3][0](*job[3][1:], job[2]), jobs))
     paths = {}
-    for split in wanted:
-        rows = [(job[5].relative_to(out), job[1], p) for job, p in zip(jobs, phones) if job[0] == split]
+    for split in (s for s, count in wanted.items() if count):
+        rows = [(job[2].relative_to(out), job[1], p) for job, p in zip(jobs, phones) if job[0] == split]
         for name, column in ((split, 1), (f"{split}.phones", 2)):
             path = out / f"{name}.tsv"
             path.write_text("".join(f"{audio}\t{words if column == 1 else ' '.join(ph)}\n"

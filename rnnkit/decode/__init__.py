@@ -2,6 +2,8 @@
 
 - :mod:`rnnkit.decode.ctc`: CTC's best path and the prefix beam search with a language
   model (Hannun et al. 2014).
+- :mod:`rnnkit.decode.align`: forced alignment (Viterbi over CTC's topology) and the
+  dense frame labels framewise training reads.
 - :mod:`rnnkit.decode.sampling`: drawing from a language model, with temperature, top-k
   and nucleus filtering.
 - Viterbi decoding stays with the models that own it: :meth:`rnnkit.crf.CRF.decode`
@@ -9,7 +11,9 @@
   :meth:`rnnkit.hmm.HMMTagger.tag` for the HMM.
 """
 
+from rnnkit.decode.align import Alignment, ctc_align, frame_labels
 from rnnkit.decode.ctc import Hypothesis, PrefixLM, ctc_greedy_decode, ctc_prefix_beam_search
 from rnnkit.decode.sampling import filter_logits, sample
 
-__all__ = ["Hypothesis", "PrefixLM", "ctc_greedy_decode", "ctc_prefix_beam_search", "filter_logits", "sample"]
+__all__ = ["Alignment", "Hypothesis", "PrefixLM", "ctc_align", "ctc_greedy_decode", "ctc_prefix_beam_search",
+           "filter_logits", "frame_labels", "sample"]

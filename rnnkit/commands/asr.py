@@ -1,0 +1,139 @@
+"""`rnnkit asr train|eval|transcribe`: speech recognition from manifests of recordings
+(``audio path<TAB>transcript``; any sample rate, mono or stereo, integer or float PCM).
+The pipeline is :mod:`rnnkit.tasks.asr`; this module turns flags into its configs.
+
+Models (``--model``): ``blstm`` (default; deep bidirectional LSTM), ``lstmp`` (projected
+LSTM with peepholes), ``cnn-lstm`` (CLDNN), ``lstm`` (unidirectional, streams) and ``dnn``
+(framewise baseline), trained with CTC over ``--units phones`` or ``chars``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnnkit.commands.common import (
+    common_parent,
+    eval_parent,
+    maybe_launch,
+    print_metrics,
+    run_job,
+    setup,
+    setup_inference,
+    start_run,
+)
+from rnnkit.features import SpecAugmentConfig
+from rnnkit.settings import COUNT, NONNEGATIVE, REAL, rule
+from rnnkit.tasks.acoustic import AcousticConfig, Architecture
+from rnnkit.tasks.asr import Decoding, SpeechData, load_recognizer, training_job
+from rnnkit.tasks.speech_data import Units, read_corpus
+
+
+def _speeds(text: str) -> tuple[float, ...]:
+    """--speed-perturb: comma-separated factors, e.g. 0.9,1.1."""
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be speed factors such as 0.9,1.1; got {text!r}") from None
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    data = SpeechData(train=args.train, dev=args.dev, units=Units(args.units), batch_frames=args.batch_frames,
+                      holdout=args.holdout, seed=args.seed, skip_bad=args.skip_bad, speeds=args.speed_perturb,
+                      spec_augment=SpecAugmentConfig() if args.spec_augment else None, lm_order=args.lm_order)
+    config = AcousticConfig(num_units=0, architecture=Architecture(args.model), hidden=args.hidden,
+                            layers=args.layers, proj=args.proj, stack=args.stack, dropout=args.dropout,
+                            context=args.context)
+    run = start_run(args)
+    if maybe_launch(args, argv):
+        return 0
+    world = setup(args)
+    return run_job(args, training_job(data, config, world, args.resumed), world, run)
+
+
+def _decoding(args: argparse.Namespace, beam: int) -> Decoding:
+    return Decoding(beam=beam, lm_weight=args.lm_weight, bonus=args.bonus, nbest=getattr(args, "nbest", 1),
+                    use_lm=not args.no_lm)
+
+
+def _eval(args: argparse.Namespace, argv: list[str]) -> int:
+    setup_inference(args)
+    recognizer, ck = load_recognizer(args.model, args.lm)
+    corpus, _ = read_corpus(args.data, recognizer.kind, recognizer.units, recognizer.fbank,
+                            recognizer.model.config.stack, args.skip_bad)
+    if corpus.skipped:
+        print(corpus.describe(), file=sys.stderr)
+    decodings = {"": Decoding()}
+    if args.beam > 1:
+        decodings["beam_"] = _decoding(args, args.beam)
+    print_metrics(recognizer.evaluate(corpus, decodings), args.json)
+    return 0
+
+
+def _transcribe(args: argparse.Namespace, argv: list[str]) -> int:
+    setup_inference(args)
+    recognizer, _ = load_recognizer(args.model, args.lm)
+    results = recognizer.transcribe(args.files, _decoding(args, args.beam))
+    for file, hyps in zip(args.files, results):
+        if args.nbest == 1:
+            print(f"{file}\t{hyps[0][0]}")
+        else:
+            for rank, (text, h) in enumerate(hyps, 1):
+                print(f"{file}\t{rank}\t{h.score:.3f}\t{text}")
+    sys.stdout.flush()
+    return 0
+
+
+def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
+    p.add_argument("--beam", type=COUNT, default=beam, help="prefix beam search's width (1: greedy)")
+    p.add_argument("--lm", type=Path, default=None,
+                   help="an ARPA n-gram over the model's units (default: the one fitted on the training transcripts)")
+    p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
+    p.add_argument("--lm-weight", type=NONNEGATIVE, default=0.5, help="α: the language model's weight")
+    p.add_argument("--bonus", type=REAL, default=1.0, help="β: a bonus per unit (against the LM's short bias)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    asr = sub.add_parser("asr", help="speech recognition: CTC acoustic models, beam search with a language model")
+    actions = asr.add_subparsers(dest="action", required=True)
+    train = actions.add_parser("train", parents=[common_parent()], help="train a recognizer")
+    train.add_argument("--train", type=Path, required=True, help="manifest: audio path<TAB>transcript per line")
+    train.add_argument("--dev", type=Path, default=None, help="default: --holdout of the training utterances")
+    train.add_argument("--units", choices=[u.value for u in Units], default="phones",
+                       help="phones: whitespace-separated symbols; chars: the transcript's characters")
+    train.add_argument("--model", choices=[a.value for a in Architecture], default="blstm",
+                       help="blstm, lstmp, cnn-lstm, lstm (unidirectional, streams), dnn (framewise baseline)")
+    train.add_argument("--hidden", type=rule(AcousticConfig, "hidden"), default=256,
+                       help="LSTM cells per direction (dnn: units per layer)")
+    train.add_argument("--layers", type=rule(AcousticConfig, "layers"), default=3,
+                       help="recurrent (dnn: hidden) layers")
+    train.add_argument("--proj", type=rule(AcousticConfig, "proj"), default=0,
+                       help="lstmp: the projection's width (0: half of --hidden)")
+    train.add_argument("--stack", type=rule(AcousticConfig, "stack"), default=3,
+                       help="frames stacked into one: the model runs at 1/STACK of the frame rate")
+    train.add_argument("--dropout", type=rule(AcousticConfig, "dropout"), default=0.2, help="between layers")
+    train.add_argument("--context", type=rule(AcousticConfig, "context"), default=5,
+                       help="dnn: frames either side of the one it labels")
+    train.add_argument("--batch-frames", type=rule(SpeechData, "batch_frames"), default=8000,
+                       help="input frames per batch, padding included")
+    train.add_argument("--speed-perturb", type=_speeds, default=(), metavar="FACTORS",
+                       help="also hear each training utterance at these speeds, one per epoch (e.g. 0.9,1.1)")
+    train.add_argument("--spec-augment", action="store_true", help="SpecAugment's frequency and time masks")
+    train.add_argument("--lm-order", type=rule(SpeechData, "lm_order"), default=4,
+                       help="order of the units' n-gram fitted on the training transcripts")
+    train.add_argument("--skip-bad", action="store_true",
+                       help="skip unreadable, empty or too-short utterances (counted) instead of stopping")
+    train.set_defaults(run=_train, clip_norm=5.0)
+    ev = actions.add_parser("eval", parents=[eval_parent()], help="error rates on a manifest (greedy and beam)")
+    ev.add_argument("--data", type=Path, required=True, help="manifest to score")
+    ev.add_argument("--skip-bad", action="store_true", help="skip bad utterances (counted) instead of stopping")
+    _decode_flags(ev, 16)
+    ev.set_defaults(run=_eval)
+    tr = actions.add_parser("transcribe", help="transcribe audio files: a line per file")
+    tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
+    tr.add_argument("files", type=Path, nargs="+", help="audio files (wav, flac, ...)")
+    tr.add_argument("--nbest", type=COUNT, default=1, help="print the N best (file, rank, score, text)")
+    tr.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: every core)")
+    _decode_flags(tr, 16)
+    tr.set_defaults(run=_transcribe)

@@ -1,0 +1,63 @@
+"""`rnnkit asr`: train -> eval --json -> transcribe on tone "speech" the test makes (every
+audio format), with real learning shown by the error rate falling far below chance; the
+model directory holds what decoding needs; bad manifests give one line naming the file and
+line."""
+
+import json
+
+import pytest
+
+from rnnkit.cli import main
+from tests.tones import tone_corpus
+
+SMALL = ["--hidden", "24", "--layers", "1", "--stack", "2", "--dropout", "0", "--batch-frames", "1200",
+         "--threads", "1", "--log-every", "1000", "--lr", "0.01", "--patience", "0"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tones")
+    train, dev = tone_corpus(root, "train", 60, seed=1), tone_corpus(root, "dev", 12, seed=2)
+    out = root / "run"
+    assert main(["asr", "train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--epochs", "25",
+                 "--lm-order", "2", *SMALL]) == 0
+    return root, out, dev
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_a_trained_recognizer_beats_chance_by_far(trained, capsys):
+    root, out, dev = trained
+    assert {p.name for p in (out / "model").iterdir()} >= {"model.safetensors", "config.json", "vocab-units.json",
+                                                          "lm.arpa"}
+    capsys.readouterr()
+    assert main(["asr", "eval", "--model", str(out), "--data", str(dev), "--json", "--threads", "1"]) == 0
+    metrics = _json(capsys)
+    assert metrics["count"] == 12
+    assert metrics["per"] < 0.25 and metrics["beam_per"] < 0.25  # three units: chance is far above
+
+
+def test_transcribe_prints_a_line_per_file_and_nbest(trained, capsys):
+    root, out, _ = trained
+    files = [str(root / "dev" / f"{i:04d}.wav") for i in range(3)]
+    capsys.readouterr()
+    assert main(["asr", "transcribe", "--model", str(out), *files, "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == files
+    assert all(set(line.split("\t")[1].split()) <= {"a", "b", "c"} for line in lines)
+    assert main(["asr", "transcribe", "--model", str(out), files[0], "--nbest", "3", "--threads", "1"]) == 0
+    ranked = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[1] for line in ranked] == ["1", "2", "3"]
+    scores = [float(line.split("\t")[2]) for line in ranked]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_bad_manifest_is_one_error_line(tmp_path, capsys):
+    train = tone_corpus(tmp_path, "train", 4)
+    train.write_text(train.read_text() + "missing.wav\ta b\n")
+    code = main(["asr", "train", "--train", str(train), "--out", str(tmp_path / "run"), *SMALL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("rnnkit: error: ") and "train.tsv:5" in err[-1]
+    assert "missing.wav: no such file" in err[-1]
