@@ -92,3 +92,15 @@ def test_speed_perturbation_hears_one_version_of_each_utterance_per_epoch(tmp_pa
     assert seen == {0, 1, 2}
     batch = loader.batch(loader.epoch(0)[0])
     assert batch.inputs.shape[2] == 123 and batch.targets.dtype == torch.long
+
+
+def test_the_committed_human_recordings_read_with_cmu_phones():
+    from pathlib import Path
+
+    from rnnkit.data.speech_corpus import CMU_PHONES
+    manifest = Path(__file__).parent / "data" / "librivox" / "phones.tsv"
+    vocab = build_units([" ".join(CMU_PHONES)], Units.PHONES)
+    corpus, _ = read_corpus(manifest, Units.PHONES, vocab, FBANK, stack=3)
+    assert len(corpus.utterances) == 5
+    seconds = sum(len(u.static) for u in corpus.utterances) / 100
+    assert 15 < seconds < 30  # 5 utterances of LibriVox reading

@@ -153,6 +153,14 @@ class AcousticModel(nn.Module):
             h = self.dense(h)
         return self.out(h), lengths  # (B, T, K)
 
+    def stream(self, x: Tensor, state=None) -> tuple[Tensor, object]:
+        """A unidirectional model on the next stacked frames x (B, T, k·C), from the LSTM
+        ``state`` the previous call returned (None: the start): (scores (B, T, K), state)."""
+        if not self.config.streams:
+            raise ValueError(f"a {self.config.architecture.value} model does not stream")
+        h, state = self.rnn(x, None, state)  # (B, T, H_out)
+        return self.out(h), state
+
     def log_probs(self, feats: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
         scores, lengths = self(feats, counts)
         return scores.log_softmax(-1), lengths
