@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m rnnkit.kernels.build
 	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q espeak-ng >/dev/null 2>&1; } \
 		|| echo "note: espeak-ng is not installed (sudo apt-get install espeak-ng): the speech corpus needs it"
+	@command -v flite >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q flite >/dev/null 2>&1; } \
+		|| echo "note: flite is not installed (sudo apt-get install flite): the speech corpus's second engine needs it"
 	touch $@
 
 demo: setup

@@ -38,8 +38,9 @@ def test_the_splits_never_share_a_speaker():
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_a_small_build_writes_audio_and_manifests(tmp_path):
     sentences = ["in the beginning god created the heavens", "the earth was formless and empty",
-                 "god said let there be light", "and there was light", "god saw the light and saw that it was good"]
-    paths = build(tmp_path, sentences, train=3, dev=1, test=1)
+                 "god said let there be light", "and there was light", "god saw the light and saw that it was good",
+                 "god called the light day"]
+    paths = build(tmp_path, sentences, train=3, dev=1, test=1, flite=1 if shutil.which("flite") else 0)
     train, phones = read_manifest(paths["train"]), read_manifest(paths["train.phones"])
     assert [u.audio for u in train] == [u.audio for u in phones] and len(train) == 3
     assert {u.transcript for u in train} <= set(sentences)
@@ -49,3 +50,14 @@ def test_a_small_build_writes_audio_and_manifests(tmp_path):
         assert info.samplerate == 16000 and info.channels == 1 and info.duration > 0.5
     test_voice = read_manifest(paths["test"])[0].audio.parent.name
     assert test_voice.split("+")[1] in ("m7", "f5") and test_voice not in {u.audio.parent.name for u in train}
+    if "test-flite" in paths:  # the out-of-engine set: flite's voices, CMU phones
+        flite = read_manifest(paths["test-flite.phones"])[0]
+        assert flite.audio.parent.name.startswith("flite-") and set(flite.transcript.split()) <= set(CMU_PHONES)
+        assert soundfile.info(str(flite.audio)).samplerate == 16000
+
+
+def test_flite_phones_are_cmu_phones():
+    from rnnkit.data.speech_corpus import flite_to_cmu
+    assert flite_to_cmu("pau dh ax k ae t pau") == "DH AH K AE T".split()
+    with pytest.raises(ValueError, match="flite phone 'qq' is not a CMU phone"):
+        flite_to_cmu("pau qq pau")
