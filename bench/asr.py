@@ -65,7 +65,7 @@ class Trainer:
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        return b.tokens, float(loss)
+        return b.tokens, float(loss.detach())
 
 
 def rnnkit_loss(model, b):
