@@ -61,3 +61,18 @@ def test_a_bad_manifest_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("rnnkit: error: ") and "train.tsv:5" in err[-1]
     assert "missing.wav: no such file" in err[-1]
+
+
+def test_align_writes_a_label_per_frame_that_collapses_to_the_transcript(trained, tmp_path):
+    root, out, dev = trained
+    target = tmp_path / "dev.align.tsv"
+    assert main(["asr", "align", "--model", str(out), "--data", str(dev), "--out", str(target),
+                 "--threads", "1"]) == 0
+    rows = [line.split("\t") for line in target.read_text().splitlines()]
+    transcripts = [line.split("\t")[1] for line in dev.read_text().splitlines()]
+    assert len(rows) == len(transcripts) == 12
+    for (audio, frames), transcript in zip(rows, transcripts):
+        assert audio.endswith(".wav")
+        labels = frames.split()
+        collapsed = [k for i, k in enumerate(labels) if k != "BLANK" and (i == 0 or labels[i - 1] != k)]
+        assert collapsed == transcript.split()

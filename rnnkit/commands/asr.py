@@ -23,6 +23,7 @@ from rnnkit.commands.common import (
     setup_inference,
     start_run,
 )
+from rnnkit.data.errors import DataError
 from rnnkit.features import SpecAugmentConfig
 from rnnkit.settings import COUNT, NONNEGATIVE, REAL, rule
 from rnnkit.tasks.acoustic import AcousticConfig, Architecture
@@ -85,6 +86,26 @@ def _transcribe(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _align(args: argparse.Namespace, argv: list[str]) -> int:
+    """Frame labels by forced alignment: a line per utterance, its audio path and the label of
+    each output frame (the blank written as BLANK), for framewise training."""
+    setup_inference(args)
+    recognizer, _ = load_recognizer(args.model)
+    corpus, _ = read_corpus(args.data, recognizer.kind, recognizer.units, recognizer.fbank,
+                            recognizer.model.config.stack, args.skip_bad)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for u, alignment in zip(corpus.utterances, recognizer.align(corpus)):
+            if alignment is None:
+                raise DataError(args.data, u.line, f"{u.audio}: its frames cannot hold its transcript")
+            symbols = ["BLANK" if k == 0 else recognizer.units.symbols[k] for k in alignment.frames]
+            f.write(f"{u.audio}\t{' '.join(symbols)}\n")
+    tmp.replace(args.out)
+    print(f"{len(corpus.utterances)} alignments written to {args.out}", file=sys.stderr)
+    return 0
+
+
 def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
     p.add_argument("--beam", type=COUNT, default=beam, help="prefix beam search's width (1: greedy)")
     p.add_argument("--lm", type=Path, default=None,
@@ -130,6 +151,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--skip-bad", action="store_true", help="skip bad utterances (counted) instead of stopping")
     _decode_flags(ev, 16)
     ev.set_defaults(run=_eval)
+    al = actions.add_parser("align", help="forced alignment: each frame's label, from a trained CTC model")
+    al.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
+    al.add_argument("--data", type=Path, required=True, help="manifest to align")
+    al.add_argument("--out", type=Path, required=True, help="the alignments: audio path<TAB>a label per frame")
+    al.add_argument("--skip-bad", action="store_true", help="skip bad utterances (counted) instead of stopping")
+    al.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: every core)")
+    al.set_defaults(run=_align)
     tr = actions.add_parser("transcribe", help="transcribe audio files: a line per file")
     tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     tr.add_argument("files", type=Path, nargs="+", help="audio files (wav, flac, ...)")

@@ -27,7 +27,7 @@ from rnnkit.data.audio import read_audio
 from rnnkit.data.errors import DataError
 from rnnkit.data.split import hold_out
 from rnnkit.data.tsv import read_fields
-from rnnkit.decode import Hypothesis, PrefixLM, ctc_greedy_decode, ctc_prefix_beam_search
+from rnnkit.decode import Alignment, Hypothesis, PrefixLM, ctc_align, ctc_greedy_decode, ctc_prefix_beam_search
 from rnnkit.distributed import SINGLE, World
 from rnnkit.features import FbankConfig, Normalizer, SpecAugmentConfig
 from rnnkit.losses import Reduction, ctc_loss
@@ -163,6 +163,14 @@ class Recognizer:
         how = how or Decoding()
         statics = static_features([read_audio(f, self.fbank.sample_rate) for f in files], self.fbank)
         return [[(self.text(h), h) for h in hyps] for hyps in self.decode(self.log_probs(statics), how)]
+
+    def align(self, corpus: Corpus) -> list[Alignment | None]:
+        """Each utterance's best CTC alignment to its transcript, a label per output frame
+        (None where its frames cannot hold the transcript)."""
+        out = []
+        for u, lp in zip(corpus.utterances, self.log_probs([u.static for u in corpus.utterances])):
+            out += ctc_align(lp[None], [len(lp)], torch.tensor([u.labels]), [len(u.labels)], BLANK_ID)
+        return out
 
     def evaluate(self, corpus: Corpus, decodings: dict[str, Decoding]) -> dict[str, float]:
         """Error rates of each named decoding (its name prefixes its keys; "" for the first) and the count."""
