@@ -128,6 +128,34 @@ def decoding(corpus: Path, model: Path, count: int) -> dict:
             "decoding_x_real_time": out}
 
 
+def streaming(corpus: Path, chunk_ms: float, count: int) -> dict:
+    """Per-chunk latency of a unidirectional 3x256 LSTM (stack 3) fed test audio in chunks:
+    the time :meth:`Streamer.push` takes per chunk (weights do not change it)."""
+    from rnnkit.features import Normalizer
+    from rnnkit.tasks.acoustic import Architecture
+    from rnnkit.tasks.asr import Recognizer
+    from rnnkit.tasks.streaming import Streamer
+    fbank = FbankConfig()
+    torch.manual_seed(0)
+    model = AcousticModel(AcousticConfig(num_units=40, architecture=Architecture.LSTM, dropout=0.0))
+    units = build_units(["a"], Units.PHONES)
+    r = Recognizer(model, units, Units.PHONES, fbank, Normalizer(tuple([0.0] * fbank.size), tuple([1.0] * fbank.size)))
+    rows = read_fields(corpus / "test.phones.tsv", ("audio", "phones"))[:count]
+    step = int(16000 * chunk_ms / 1000)
+    times = []
+    for _, audio, _ in rows:
+        wave = read_audio(corpus / audio, 16000)
+        s = Streamer(r)
+        for start in range(0, len(wave), step):
+            t = time.perf_counter()
+            s.push(wave[start:start + step])
+            times.append(time.perf_counter() - t)
+        s.finish()
+    times.sort()
+    return {"chunk_ms": chunk_ms, "chunks": len(times), "median_ms": 1000 * statistics.median(times),
+            "p95_ms": 1000 * times[int(0.95 * (len(times) - 1))]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, required=True)
@@ -143,6 +171,7 @@ def main() -> None:
               "training": training(args.corpus, args.utterances, args.seconds, args.repeats)}
     if args.model:
         report["decoding"] = decoding(args.corpus, args.model, args.decode_count)
+    report["streaming"] = [streaming(args.corpus, ms, 20) for ms in (100.0, 400.0)]
     print(json.dumps(report, indent=2))
 
 
