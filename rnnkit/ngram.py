@@ -102,6 +102,27 @@ class NGram:
                 p = (self._lookup(h * self.V + w, codes, counts) + u_h * p) / (c_h + u_h)
         return np.log(p)
 
+    def gram_log_probs(self, grams: np.ndarray) -> np.ndarray:
+        """(M,) natural-log P(w | h) of each row h·w of ``grams`` (M, n), 1 <= n <= order: what
+        :meth:`next_log_probs` gives the row's last symbol after the n - 1 before it, for many
+        n-grams at once."""
+        grams = np.asarray(grams, dtype=np.int64)
+        if grams.ndim != 2 or not 1 <= grams.shape[1] <= self.order:
+            raise ValueError(f"grams must be (M, n) with 1 <= n <= order={self.order}; got shape {grams.shape}")
+        n = grams.shape[1]
+        codes1, counts1 = self.tables[0]
+        p = (self._lookup(grams[:, -1], codes1, counts1) + 1) / (counts1.sum() + self.V)  # (M,)
+        gram = grams[:, -1].copy()  # (M,) code of the last k symbols of each row
+        for k in range(2, n + 1):
+            gram = gram + grams[:, n - k] * self.V ** (k - 1)
+            codes, counts = self.tables[k - 1]
+            uniq, totals, followers = self.contexts[k - 2]
+            ctx = gram // self.V
+            c_hw = self._lookup(gram, codes, counts)
+            c_h, u_h = self._lookup(ctx, uniq, totals), self._lookup(ctx, uniq, followers)
+            p = np.where(c_h > 0, (c_hw + u_h * p) / np.maximum(c_h + u_h, 1), p)
+        return np.log(p)
+
 
 class LabelLM:
     """An :class:`NGram` over a decoder's labels as its language model (the
