@@ -8,6 +8,8 @@ import json
 import pytest
 
 from rnnkit.cli import main
+from rnnkit.features import FbankConfig
+from rnnkit.tasks.speech_data import Units, build_units, read_corpus
 from tests.tones import tone_corpus
 
 SMALL = ["--hidden", "24", "--layers", "1", "--stack", "2", "--dropout", "0", "--batch-frames", "1200",
@@ -76,3 +78,56 @@ def test_align_writes_a_label_per_frame_that_collapses_to_the_transcript(trained
         labels = frames.split()
         collapsed = [k for i, k in enumerate(labels) if k != "BLANK" and (i == 0 or labels[i - 1] != k)]
         assert collapsed == transcript.split()
+
+
+def test_align_gives_a_label_per_input_frame(trained, tmp_path):
+    root, out, dev = trained
+    target = tmp_path / "dev.align.tsv"
+    assert main(["asr", "align", "--model", str(out), "--data", str(dev), "--out", str(target),
+                 "--threads", "1"]) == 0
+    corpus, _ = read_corpus(dev, Units.PHONES, build_units(["a b c"], Units.PHONES), FbankConfig())
+    counts = [len(line.split("\t")[1].split()) for line in target.read_text().splitlines()]
+    assert counts == [len(u.static) for u in corpus.utterances]  # a label per 10 ms frame, not per stacked one
+
+
+@pytest.fixture(scope="module")
+def hybrid(trained, tmp_path_factory):
+    """Framewise (hybrid) models trained on the CTC model's alignments of the training set."""
+    root, out, dev = trained
+    alignments = root / "train.align.tsv"
+    assert main(["asr", "align", "--model", str(out), "--data", str(root / "train.tsv"), "--out", str(alignments),
+                 "--threads", "1"]) == 0
+    runs = {}
+    for model in ("blstm", "dnn"):
+        runs[model] = root / f"hybrid-{model}"
+        assert main(["asr", "train", "--train", str(root / "train.tsv"), "--dev", str(dev), "--out",
+                     str(runs[model]), "--epochs", "15", "--objective", "framewise", "--alignments", str(alignments),
+                     "--model", model, *SMALL]) == 0
+    return runs, dev, alignments
+
+
+@pytest.mark.parametrize("model", ["blstm", "dnn"])
+def test_framewise_models_decode_by_the_hybrid_search_far_above_chance(hybrid, model, capsys):
+    runs, dev, _ = hybrid
+    config = json.loads((runs[model] / "model" / "config.json").read_text())
+    assert config["objective"] == "framewise" and len(config["hybrid"]["log_prior"]) == 4
+    assert not (runs[model] / "model" / "lm.arpa").exists()
+    capsys.readouterr()
+    assert main(["asr", "eval", "--model", str(runs[model]), "--data", str(dev), "--json", "--threads", "1"]) == 0
+    metrics = _json(capsys)
+    assert metrics["count"] == 12 and "beam_per" not in metrics
+    assert metrics["per"] < 0.35  # three units: chance is far above
+
+
+def test_framewise_models_refuse_what_they_cannot_do(hybrid, tmp_path, capsys):
+    runs, dev, alignments = hybrid
+    assert main(["asr", "align", "--model", str(runs["dnn"]), "--data", str(dev), "--out", str(tmp_path / "a.tsv"),
+                 "--threads", "1"]) == 1
+    assert "framewise model" in capsys.readouterr().err
+    assert main(["asr", "train", "--train", str(dev), "--out", str(tmp_path / "r"), "--objective", "framewise",
+                 *SMALL]) == 1
+    assert "alignments:" in capsys.readouterr().err
+    # the dev utterances are not in the training alignments: named by manifest line
+    assert main(["asr", "train", "--train", str(dev), "--out", str(tmp_path / "r"), "--objective", "framewise",
+                 "--alignments", str(alignments), *SMALL]) == 1
+    assert "dev.tsv:1: " in capsys.readouterr().err

@@ -9,8 +9,10 @@ import torch
 
 from rnnkit.batch import BatchingConfig
 from rnnkit.data.errors import DataError
+from rnnkit.decode import frame_labels
 from rnnkit.features import FbankConfig
 from rnnkit.tasks.speech_data import (
+    FramewiseEncoder,
     SpeechEncoder,
     SpeechLoader,
     Units,
@@ -18,8 +20,12 @@ from rnnkit.tasks.speech_data import (
     ctc_frames_needed,
     fit_normalizer,
     from_units,
+    read_alignments,
     read_corpus,
+    resample,
+    to_input_rate,
     to_units,
+    write_alignments,
 )
 from tests.tones import tone_corpus
 
@@ -104,3 +110,71 @@ def test_the_committed_human_recordings_read_with_cmu_phones():
     assert len(corpus.utterances) == 5
     seconds = sum(len(u.static) for u in corpus.utterances) / 100
     assert 15 < seconds < 30  # 5 utterances of LibriVox reading
+
+
+def test_resample_reads_each_new_frame_at_its_centre():
+    assert resample([1, 1, 1, 2, 2, 2, 3], 3, 3) == [1, 2, 3]  # stack 3: frames 1, 4 and 6 (the last, partial)
+    assert resample([1, 2], 4) == [1, 1, 2, 2]  # slower speech: each label read twice
+    assert resample([5, 6, 7], 3) == [5, 6, 7]
+    assert to_input_rate([0, 4, 4, 0], 3, 11) == [0] * 3 + [4] * 6 + [0, 0]
+
+
+def _aligned(tmp_path, n=4):
+    manifest = tone_corpus(tmp_path, "train", n)
+    vocab = build_units(["a b c"], Units.PHONES)
+    corpus, _ = read_corpus(manifest, Units.PHONES, vocab, FBANK)
+    frames = [[0] * (len(u.static) - len(u.labels)) + u.labels for u in corpus.utterances]
+    out = tmp_path / "align" / "train.align.tsv"
+    write_alignments(out, corpus.utterances, frames, vocab)
+    return corpus, vocab, out, frames
+
+
+def test_alignments_round_trip_as_dense_frame_labels(tmp_path):
+    corpus, vocab, out, frames = _aligned(tmp_path)
+    assert not out.with_name(out.name + ".tmp").exists()
+    assert out.read_text().splitlines()[0].split("\t")[1].split()[0] == "BLANK"
+    aligned = read_alignments(out, corpus, vocab)
+    for u, f in zip(aligned.utterances, frames):
+        assert u.frames == frame_labels(f) and len(u.frames) == len(u.static)
+
+
+@pytest.mark.parametrize("problem, where, message", [
+    ("unknown", "align.tsv:1", "labels the model lacks: 'zz'"),
+    ("count", "align.tsv:1", "labels for the"),
+    ("missing", "train.tsv:1", "has no alignment in"),
+    ("duplicate", "align.tsv:5", "a second alignment"),
+    ("blank", "align.tsv:1", "blanks only"),
+])
+def test_each_bad_alignment_is_named(tmp_path, problem, where, message):
+    corpus, vocab, out, _ = _aligned(tmp_path)
+    lines = out.read_text().splitlines()
+    audio, labels = lines[0].split("\t")
+    edited = {"unknown": f"{audio}\tzz {labels}", "count": f"{audio}\t{labels} a",
+              "blank": f"{audio}\t{' '.join(['BLANK'] * len(labels.split()))}"}
+    if problem == "missing":
+        lines = lines[1:]
+    elif problem == "duplicate":
+        lines.append(lines[0])
+    else:
+        lines[0] = edited[problem]
+    out.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=f"{where}: .*{message}"):
+        read_alignments(out, corpus, vocab)
+    if problem in ("missing", "count", "blank"):
+        kept = read_alignments(out, corpus, vocab, skip_bad=True)
+        assert len(kept.utterances) == 3 and len(kept.skipped) == 1
+
+
+def test_framewise_batches_hold_a_label_per_output_frame(tmp_path):
+    corpus, vocab, out, _ = _aligned(tmp_path)
+    corpus = read_alignments(out, corpus, vocab)
+    encoder = FramewiseEncoder(fit_normalizer([u.static for u in corpus.utterances], 2), 2, stack=3)
+    loader = SpeechLoader(corpus, [], encoder, BatchingConfig(batch_size=4, seed=0), stack=3)
+    batch = loader.batch(loader.epoch(0)[0])
+    T = -(-batch.inputs.shape[1] // 3)
+    assert batch.targets.shape == (4, T) and batch.target_lengths is None
+    for b, i in enumerate(batch.indices.tolist()):
+        u = corpus.utterances[i]
+        n = -(-len(u.static) // 3)
+        assert batch.targets[b, :n].tolist() == resample(u.frames, n, 3)
+        assert (batch.targets[b, n:] == FramewiseEncoder.IGNORE).all()

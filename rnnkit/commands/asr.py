@@ -4,7 +4,9 @@ The pipeline is :mod:`rnnkit.tasks.asr`; this module turns flags into its config
 
 Models (``--model``): ``blstm`` (default; deep bidirectional LSTM), ``lstmp`` (projected
 LSTM with peepholes), ``cnn-lstm`` (CLDNN), ``lstm`` (unidirectional, streams) and ``dnn``
-(framewise baseline), trained with CTC over ``--units phones`` or ``chars``.
+(framewise baseline), trained with CTC over ``--units phones`` or ``chars``, or framewise
+(``--objective framewise --alignments FILE``, the hybrid system) on the frame labels that
+``rnnkit asr align`` writes with a trained CTC model.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from rnnkit.data.errors import DataError
 from rnnkit.features import SpecAugmentConfig
 from rnnkit.settings import COUNT, NONNEGATIVE, REAL, rule
 from rnnkit.tasks.acoustic import AcousticConfig, Architecture
-from rnnkit.tasks.asr import Decoding, SpeechData, load_recognizer, training_job
-from rnnkit.tasks.speech_data import Units, read_corpus
+from rnnkit.tasks.asr import Decoding, Objective, SpeechData, load_recognizer, training_job
+from rnnkit.tasks.speech_data import Units, read_corpus, to_input_rate, write_alignments
 
 
 def _speeds(text: str) -> tuple[float, ...]:
@@ -42,7 +44,8 @@ def _speeds(text: str) -> tuple[float, ...]:
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
     data = SpeechData(train=args.train, dev=args.dev, units=Units(args.units), batch_frames=args.batch_frames,
                       holdout=args.holdout, seed=args.seed, skip_bad=args.skip_bad, speeds=args.speed_perturb,
-                      spec_augment=SpecAugmentConfig() if args.spec_augment else None, lm_order=args.lm_order)
+                      spec_augment=SpecAugmentConfig() if args.spec_augment else None, lm_order=args.lm_order,
+                      objective=Objective(args.objective), alignments=args.alignments)
     config = AcousticConfig(num_units=0, architecture=Architecture(args.model), hidden=args.hidden,
                             layers=args.layers, proj=args.proj, stack=args.stack, dropout=args.dropout,
                             context=args.context)
@@ -55,7 +58,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _decoding(args: argparse.Namespace, beam: int) -> Decoding:
     return Decoding(beam=beam, lm_weight=args.lm_weight, bonus=args.bonus, nbest=getattr(args, "nbest", 1),
-                    use_lm=not args.no_lm)
+                    use_lm=not args.no_lm, prior_scale=args.prior_scale)
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
@@ -65,8 +68,8 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
                             recognizer.model.config.stack, args.skip_bad)
     if corpus.skipped:
         print(corpus.describe(), file=sys.stderr)
-    decodings = {"": Decoding()}
-    if args.beam > 1:
+    decodings = {"": _decoding(args, 1)}
+    if args.beam > 1 and recognizer.hybrid is None:
         decodings["beam_"] = _decoding(args, args.beam)
     print_metrics(recognizer.evaluate(corpus, decodings), args.json)
     return 0
@@ -87,21 +90,20 @@ def _transcribe(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _align(args: argparse.Namespace, argv: list[str]) -> int:
-    """Frame labels by forced alignment: a line per utterance, its audio path and the label of
-    each output frame (the blank written as BLANK), for framewise training."""
+    """Frame labels by forced alignment: a line per utterance, its audio's path and the label
+    of each 10 ms input frame (the blank written as BLANK), for framewise training."""
     setup_inference(args)
     recognizer, _ = load_recognizer(args.model)
-    corpus, _ = read_corpus(args.data, recognizer.kind, recognizer.units, recognizer.fbank,
-                            recognizer.model.config.stack, args.skip_bad)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for u, alignment in zip(corpus.utterances, recognizer.align(corpus)):
-            if alignment is None:
-                raise DataError(args.data, u.line, f"{u.audio}: its frames cannot hold its transcript")
-            symbols = ["BLANK" if k == 0 else recognizer.units.symbols[k] for k in alignment.frames]
-            f.write(f"{u.audio}\t{' '.join(symbols)}\n")
-    tmp.replace(args.out)
+    if recognizer.hybrid is not None:
+        raise ValueError(f"--model: {args.model} is a framewise model; alignments come from a CTC model")
+    stack = recognizer.model.config.stack
+    corpus, _ = read_corpus(args.data, recognizer.kind, recognizer.units, recognizer.fbank, stack, args.skip_bad)
+    frames = []
+    for u, alignment in zip(corpus.utterances, recognizer.align(corpus)):
+        if alignment is None:
+            raise DataError(args.data, u.line, f"{u.audio}: its frames cannot hold its transcript")
+        frames.append(to_input_rate(alignment.frames, stack, len(u.static)))
+    write_alignments(args.out, corpus.utterances, frames, recognizer.units)
     print(f"{len(corpus.utterances)} alignments written to {args.out}", file=sys.stderr)
     return 0
 
@@ -111,8 +113,12 @@ def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
     p.add_argument("--lm", type=Path, default=None,
                    help="an ARPA n-gram over the model's units (default: the one fitted on the training transcripts)")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
-    p.add_argument("--lm-weight", type=NONNEGATIVE, default=0.5, help="α: the language model's weight")
-    p.add_argument("--bonus", type=REAL, default=1.0, help="β: a bonus per unit (against the LM's short bias)")
+    p.add_argument("--lm-weight", type=NONNEGATIVE, default=None,
+                   help="α: the language model's weight (default: 0.5 for CTC, 1.0 for a framewise model's bigram)")
+    p.add_argument("--bonus", type=REAL, default=None,
+                   help="β: a bonus per unit against the LM's short bias (default: 1.0 for CTC, 0 framewise)")
+    p.add_argument("--prior-scale", type=NONNEGATIVE, default=1.0,
+                   help="framewise models: posteriors are divided by the label priors to this power")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--dev", type=Path, default=None, help="default: --holdout of the training utterances")
     train.add_argument("--units", choices=[u.value for u in Units], default="phones",
                        help="phones: whitespace-separated symbols; chars: the transcript's characters")
+    train.add_argument("--objective", choices=[o.value for o in Objective], default="ctc",
+                       help="ctc, or framewise cross-entropy on --alignments (the hybrid system)")
+    train.add_argument("--alignments", type=Path, default=None,
+                       help="framewise: the training utterances' frame labels, from rnnkit asr align")
     train.add_argument("--model", choices=[a.value for a in Architecture], default="blstm",
                        help="blstm, lstmp, cnn-lstm, lstm (unidirectional, streams), dnn (framewise baseline)")
     train.add_argument("--hidden", type=rule(AcousticConfig, "hidden"), default=256,
@@ -154,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     al = actions.add_parser("align", help="forced alignment: each frame's label, from a trained CTC model")
     al.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     al.add_argument("--data", type=Path, required=True, help="manifest to align")
-    al.add_argument("--out", type=Path, required=True, help="the alignments: audio path<TAB>a label per frame")
+    al.add_argument("--out", type=Path, required=True, help="alignments: audio path<TAB>a label per 10 ms frame")
     al.add_argument("--skip-bad", action="store_true", help="skip bad utterances (counted) instead of stopping")
     al.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: every core)")
     al.set_defaults(run=_align)

@@ -4,6 +4,8 @@
   model (Hannun et al. 2014).
 - :mod:`rnnkit.decode.align`: forced alignment (Viterbi over CTC's topology) and the
   dense frame labels framewise training reads.
+- :mod:`rnnkit.decode.hybrid`: hybrid decoding of framewise posteriors, Viterbi over a
+  phone loop with a phone bigram.
 - :mod:`rnnkit.decode.sampling`: drawing from a language model, with temperature, top-k
   and nucleus filtering.
 - Viterbi decoding stays with the models that own it: :meth:`rnnkit.crf.CRF.decode`
@@ -13,7 +15,8 @@
 
 from rnnkit.decode.align import Alignment, ctc_align, frame_labels
 from rnnkit.decode.ctc import Hypothesis, PrefixLM, ctc_greedy_decode, ctc_prefix_beam_search
+from rnnkit.decode.hybrid import PhoneLoop, collapse, viterbi
 from rnnkit.decode.sampling import filter_logits, sample
 
-__all__ = ["Alignment", "Hypothesis", "PrefixLM", "ctc_align", "ctc_greedy_decode", "ctc_prefix_beam_search",
-           "filter_logits", "frame_labels", "sample"]
+__all__ = ["Alignment", "Hypothesis", "PhoneLoop", "PrefixLM", "collapse", "ctc_align", "ctc_greedy_decode",
+           "ctc_prefix_beam_search", "filter_logits", "frame_labels", "sample", "viterbi"]

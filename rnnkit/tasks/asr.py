@@ -1,6 +1,8 @@
-"""Speech recognition: an acoustic model (:mod:`rnnkit.tasks.acoustic`) trained with CTC on
-a manifest of recordings and transcripts in phones or characters, decoded greedily or by
-prefix beam search with an n-gram language model over the units.
+"""Speech recognition: an acoustic model (:mod:`rnnkit.tasks.acoustic`) trained on a
+manifest of recordings and transcripts in phones or characters, either with CTC (decoded
+greedily or by prefix beam search with an n-gram language model over the units) or
+framewise, on frame labels from a forced alignment (the hybrid system: posteriors over
+priors, Viterbi over a phone loop with a phone bigram, :mod:`rnnkit.tasks.hybrid`).
 
 :func:`training_job` is the pipeline: manifests and configs -> a training job whose model
 directory also holds the feature statistics and the units' n-gram (``lm.arpa``, fitted on
@@ -10,7 +12,9 @@ which transcribes audio files and scores manifests (:func:`error_rates`, through
 
 from __future__ import annotations
 
+import enum
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,16 @@ from rnnkit.data.audio import read_audio
 from rnnkit.data.errors import DataError
 from rnnkit.data.split import hold_out
 from rnnkit.data.tsv import read_fields
-from rnnkit.decode import Alignment, Hypothesis, PrefixLM, ctc_align, ctc_greedy_decode, ctc_prefix_beam_search
+from rnnkit.decode import (
+    Alignment,
+    Hypothesis,
+    PrefixLM,
+    collapse,
+    ctc_align,
+    ctc_greedy_decode,
+    ctc_prefix_beam_search,
+    viterbi,
+)
 from rnnkit.distributed import SINGLE, World
 from rnnkit.features import FbankConfig, Normalizer, SpecAugmentConfig
 from rnnkit.losses import Reduction, ctc_loss
@@ -35,15 +48,19 @@ from rnnkit.ngram import NGram
 from rnnkit.runner import TrainingJob
 from rnnkit.settings import COUNT, FRACTION, NATURAL, check, setting
 from rnnkit.tasks.acoustic import AcousticConfig, AcousticModel
+from rnnkit.tasks.hybrid import HybridStats
 from rnnkit.tasks.speech_data import (
     Corpus,
+    FramewiseEncoder,
     SpeechEncoder,
     SpeechLoader,
     Units,
     build_units,
     fit_normalizer,
     from_units,
+    read_alignments,
     read_corpus,
+    resample,
     static_features,
 )
 from rnnkit.train import StepOutput
@@ -51,6 +68,11 @@ from rnnkit.vocab import Vocab
 
 LM_FILE = "lm.arpa"
 BLANK_ID = 0  # the blank is unit 0; the language model uses it as its end-of-sequence symbol
+
+
+class Objective(enum.Enum):
+    CTC = "ctc"  # alignment-free, over the units and the blank
+    FRAMEWISE = "framewise"  # cross-entropy against a unit per frame from a forced alignment (hybrid)
 
 
 @dataclass(frozen=True)
@@ -68,9 +90,14 @@ class SpeechData:
     spec_augment: SpecAugmentConfig | None = None  # SpecAugment's masks on the training batches
     lm_order: int = setting(4, COUNT)  # the n-gram over units fitted on the training transcripts
     fbank: FbankConfig = field(default_factory=FbankConfig)
+    objective: Objective = Objective.CTC
+    alignments: Path | None = None  # framewise: the training utterances' alignments (rnnkit asr align)
 
     def __post_init__(self) -> None:
         check(self)
+        if (self.objective is Objective.FRAMEWISE) != (self.alignments is not None):
+            raise ValueError("alignments: framewise training needs the training set's alignments (rnnkit asr align), "
+                             "and only framewise training reads them")
         for s in self.speeds:
             if not 0.5 <= s <= 2.0 or s == 1.0:
                 raise ValueError(f"speeds: each speed factor must be in [0.5, 2] and not 1; got {s}")
@@ -82,6 +109,15 @@ def ctc_objective(model: nn.Module, batch, state) -> StepOutput:
     loss = ctc_loss(scores.log_softmax(-1), batch.targets, lengths, batch.target_lengths, blank=BLANK_ID,
                     reduction=Reduction.SUM)
     return StepOutput(loss, int(batch.target_lengths.sum()), None)
+
+
+def framewise_objective(model: nn.Module, batch, state) -> StepOutput:
+    """Cross-entropy summed over the frames against their labels; the count is the frames."""
+    scores, _ = model(batch.inputs, batch.lengths)  # (B, T, K)
+    targets = batch.targets  # (B, T), FramewiseEncoder.IGNORE past each end
+    loss = nn.functional.cross_entropy(scores.flatten(0, 1), targets.flatten(), ignore_index=FramewiseEncoder.IGNORE,
+                                       reduction="sum")
+    return StepOutput(loss, int((targets != FramewiseEncoder.IGNORE).sum()), None)
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str], units: Units, prefix: str = "") -> dict:
@@ -104,23 +140,33 @@ def unit_lm(corpus: Corpus, units: Vocab, order: int) -> str:
 
 @dataclass
 class Decoding:
-    """How :class:`Recognizer` decodes: greedy (beam 1) or the prefix beam search."""
+    """How :class:`Recognizer` decodes a CTC model: greedy (beam 1) or the prefix beam search
+    with the unit n-gram (weight α, bonus β per unit). A framewise model is always decoded
+    by the hybrid Viterbi search (exact: no beam, one best), the phone bigram weighted by α
+    and the priors by ``prior_scale``. None takes the objective's default."""
 
     beam: int = 1
-    lm_weight: float = 0.5  # α
-    bonus: float = 1.0  # β, per unit
+    lm_weight: float | None = None  # α (CTC: 0.5, hybrid: 1.0)
+    bonus: float | None = None  # β, per unit (CTC: 1.0, hybrid: 0.0)
     nbest: int = 1
     use_lm: bool = True
+    prior_scale: float = 1.0  # κ: hybrid decoding's posteriors divided by the priors to this power
+
+    def weights(self, hybrid: bool) -> tuple[float, float]:
+        """(α, β) with the objective's defaults filled in."""
+        alpha, beta = (1.0, 0.0) if hybrid else (0.5, 1.0)
+        return (alpha if self.lm_weight is None else self.lm_weight, beta if self.bonus is None else self.bonus)
 
 
 class Recognizer:
-    """A trained acoustic model with its units, feature settings and language model."""
+    """A trained acoustic model with its units, feature settings and language model; with
+    ``hybrid`` statistics it is a framewise model, decoded by the hybrid search."""
 
     def __init__(self, model: AcousticModel, units: Vocab, kind: Units, fbank: FbankConfig, normalizer: Normalizer,
-                 lm: PrefixLM | None = None, batch_frames: int = 20000):
+                 lm: PrefixLM | None = None, batch_frames: int = 20000, hybrid: HybridStats | None = None):
         self.model, self.units, self.kind, self.fbank = model, units, kind, fbank
         self.encoder = SpeechEncoder(normalizer, fbank.deltas)
-        self.lm, self.batch_frames = lm, batch_frames
+        self.lm, self.batch_frames, self.hybrid = lm, batch_frames, hybrid
 
     @torch.no_grad()
     def log_probs(self, statics: Sequence[Tensor]) -> list[Tensor]:
@@ -143,7 +189,10 @@ class Recognizer:
         return out
 
     def decode(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
-        """The ``how.nbest`` best unit sequences of each utterance."""
+        """The ``how.nbest`` best unit sequences of each utterance (a framewise model: the best)."""
+        if self.hybrid is not None:
+            return self._decode_hybrid(log_probs, how)
+        alpha, beta = how.weights(hybrid=False)
         hyps = []
         for lp in log_probs:
             if how.beam <= 1:
@@ -152,8 +201,16 @@ class Recognizer:
                 continue
             lm = self.lm if how.use_lm else None
             hyps.append(ctc_prefix_beam_search(lp[None], [len(lp)], how.beam, blank=BLANK_ID, lm=lm,
-                                               alpha=how.lm_weight if lm else 0.0, beta=how.bonus if lm else 0.0,
+                                               alpha=alpha if lm else 0.0, beta=beta if lm else 0.0,
                                                nbest=how.nbest)[0])
+        return hyps
+
+    def _decode_hybrid(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
+        loop = self.hybrid.loop(*how.weights(hybrid=True))
+        hyps = []
+        for lp in log_probs:  # one at a time: Viterbi's cost is T·K² whatever the batch
+            path = viterbi(self.hybrid.scaled_likelihoods(lp.double(), how.prior_scale)[None], [len(lp)], loop)[0]
+            hyps.append([Hypothesis(collapse(path), math.nan, math.nan, math.nan)])
         return hyps
 
     def text(self, hypothesis: Hypothesis) -> str:
@@ -204,6 +261,12 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
         units = build_units([t for _, _, t in read_fields(data.train, ("audio path", "transcript"))], data.units)
     speeds = tuple(data.speeds)
     train, perturbed = read_corpus(data.train, data.units, units, data.fbank, config.stack, data.skip_bad, speeds)
+    framewise = data.objective is Objective.FRAMEWISE
+    if framewise:
+        aligned = read_alignments(data.alignments, train, units, data.skip_bad)
+        lines = {u.line for u in aligned.utterances}
+        keep = [i for i, u in enumerate(train.utterances) if u.line in lines]
+        train, perturbed = aligned, [[v[i] for i in keep] for v in perturbed]
     note = None
     if data.dev is not None:
         dev, _ = read_corpus(data.dev, data.units, units, data.fbank, config.stack, data.skip_bad)
@@ -217,25 +280,34 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
     config = AcousticConfig(**{**config.to_dict(), "num_units": len(units), "input_size": data.fbank.size,
                                "block": data.fbank.num_mel + data.fbank.energy})
     model = AcousticModel(config)
-    encoder = SpeechEncoder(normalizer, data.fbank.deltas, data.spec_augment, data.seed)
+    hybrid = None
+    if framewise:
+        hybrid = HybridStats(**resumed.config["hybrid"]) if resumed else HybridStats.fit(
+            [resample(u.frames, -(-len(u.static) // config.stack), config.stack) for u in train.utterances],
+            [u.labels for u in train.utterances], len(units))
+        encoder = FramewiseEncoder(normalizer, data.fbank.deltas, config.stack, data.spec_augment, data.seed)
+    else:
+        encoder = SpeechEncoder(normalizer, data.fbank.deltas, data.spec_augment, data.seed)
     loader = SpeechLoader(train, perturbed, encoder, BatchingConfig(max_tokens=data.batch_frames, batch_size=None,
                                                                     seed=data.seed),
                           config.stack, world.rank, world.size)
-    lm_text = resumed_lm(resumed) if resumed else unit_lm(train, units, data.lm_order)
+    files = {} if framewise else {LM_FILE: resumed_lm(resumed) if resumed else unit_lm(train, units, data.lm_order)}
     metric = "per" if data.units is Units.PHONES else "cer"
 
     def evaluate(m: AcousticModel) -> dict[str, float]:
-        return Recognizer(m, units, data.units, data.fbank, normalizer).evaluate(dev, {"": Decoding()})
+        return Recognizer(m, units, data.units, data.fbank, normalizer, hybrid=hybrid).evaluate(dev, {"": Decoding()})
 
     notes = [n for n in (note, train.describe(), dev.describe() if dev and data.dev else None) if n]
     notes.append(f"{len(units) - 1} units, {config.architecture.value}: "
                  f"{sum(p.numel() for p in model.parameters()):,} parameters")
     header = {"task": "asr", "model": config.architecture.value, "units": data.units.value,
-              "acoustic": config.to_dict(), "fbank": data.fbank.__dict__,
+              "objective": data.objective.value, "acoustic": config.to_dict(), "fbank": data.fbank.__dict__,
               "normalizer": {"mean": list(normalizer.mean), "std": list(normalizer.std)}}
-    return TrainingJob(model, ctc_objective, loader, len(loader.sampler), header, {"units": units},
-                       evaluate=evaluate if dev else None, metric=metric if dev else None, minimize=True,
-                       notes=notes, files={LM_FILE: lm_text})
+    if hybrid is not None:
+        header["hybrid"] = hybrid.to_dict()
+    return TrainingJob(model, framewise_objective if framewise else ctc_objective, loader, len(loader.sampler),
+                       header, {"units": units}, evaluate=evaluate if dev else None, metric=metric if dev else None,
+                       minimize=True, notes=notes, files=files)
 
 
 def resumed_lm(resumed: Checkpoint) -> str:
@@ -252,9 +324,12 @@ def load_recognizer(directory: Path, lm: Path | None = None) -> tuple[Recognizer
     model = AcousticModel(config)
     load_weights(ck.path, model)
     units = ck.vocabs["units"]
+    hybrid = HybridStats(**ck.config["hybrid"]) if "hybrid" in ck.config else None
+    if lm is not None and hybrid is not None:
+        raise ValueError(f"{ck.path} is a framewise (hybrid) model: it decodes with its phone bigram, not --lm")
     path = lm or ck.path / LM_FILE
     language_model = ArpaLM(path, units.symbols, end_id=BLANK_ID) if path.exists() else None
     if lm is not None and language_model is None:
         raise DataError(lm, None, "no such file")
     return Recognizer(model, units, Units(ck.config["units"]), FbankConfig(**ck.config["fbank"]),
-                      Normalizer(**ck.config["normalizer"]), language_model), ck
+                      Normalizer(**ck.config["normalizer"]), language_model, hybrid=hybrid), ck

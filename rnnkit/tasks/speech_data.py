@@ -15,6 +15,7 @@ the seed and the epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections.abc import Sequence
@@ -29,9 +30,12 @@ from rnnkit.batch import Batch, BatchingConfig, pad_sequences
 from rnnkit.data.audio import change_speed, read_audio
 from rnnkit.data.errors import DataError
 from rnnkit.data.tsv import read_fields
+from rnnkit.decode.align import frame_labels
 from rnnkit.features import FbankConfig, Normalizer, SpecAugmentConfig, add_deltas, log_fbank, spec_augment
 from rnnkit.loader import SequenceLoader
 from rnnkit.vocab import BLANK, Vocab
+
+BLANK_SYMBOL = "BLANK"  # the blank in alignment files
 
 FEATURE_BATCH = 32  # utterances per batch of feature extraction
 
@@ -69,6 +73,7 @@ class Utterance:
     line: int
     static: Tensor  # (F, C0) log mel + log energy, un-normalised
     labels: list[int]
+    frames: list[int] | None = None  # framewise training: a unit per input frame (F,), from an alignment
 
 
 @dataclass
@@ -145,6 +150,71 @@ def read_corpus(path: Path, units: Units, vocab: Vocab | None, fbank: FbankConfi
     return Corpus(manifest, utterances, skipped), perturbed
 
 
+def to_input_rate(frames: Sequence[int], stack: int, count: int) -> list[int]:
+    """Labels of output frames (each ``stack`` input frames) -> a label per input frame, ``count`` of them."""
+    return [k for k in frames for _ in range(stack)][:count]
+
+
+def resample(labels: Sequence[int], n: int, step: float | None = None) -> list[int]:
+    """``labels`` (one per frame) read at ``n`` new frames, each ``step`` old frames long
+    (default: the same span, len(labels) / n): each new frame takes the label under its
+    centre, the last old frame's past the end (frame stacking: step = the stack; speed
+    perturbation: the stack times the speed)."""
+    m = len(labels)
+    step = m / n if step is None else step
+    return [labels[min(m - 1, int((t + 0.5) * step))] for t in range(n)]
+
+
+def write_alignments(out: Path, utterances: Sequence[Utterance], frames: Sequence[Sequence[int]],
+                     units: Vocab) -> None:
+    """An alignment file, atomically: a line per utterance, its audio's absolute path and a
+    label per input frame (the blank as BLANK)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for u, labels in zip(utterances, frames):
+            symbols = [BLANK_SYMBOL if k == 0 else units.symbols[k] for k in labels]
+            f.write(f"{u.audio.resolve()}\t{' '.join(symbols)}\n")
+    tmp.replace(out)
+
+
+def read_alignments(path: Path, corpus: Corpus, units: Vocab, skip_bad: bool = False) -> Corpus:
+    """``corpus`` with each utterance's dense frame labels (:func:`rnnkit.decode.frame_labels`)
+    from the alignment file ``path`` (what ``rnnkit asr align`` writes; a relative audio path
+    is read from the file's folder). An utterance without an alignment is an error naming its
+    manifest line (skipped and counted with ``skip_bad``)."""
+    path = Path(path)
+    table: dict[Path, tuple[int, list[int]]] = {}
+    for line, audio, text in read_fields(path, ("audio path", "frame labels")):
+        key = (path.parent / audio).resolve()
+        if key in table:
+            raise DataError(path, line, f"a second alignment of {audio} (the first is on line {table[key][0]})")
+        unknown = sorted({s for s in text.split() if s != BLANK_SYMBOL and s not in units})
+        if unknown:
+            raise DataError(path, line, f"labels the model lacks: {' '.join(map(repr, unknown))}")
+        table[key] = (line, [0 if s == BLANK_SYMBOL else units[s] for s in text.split()])
+    kept, skipped = [], list(corpus.skipped)
+    for u in corpus.utterances:
+        try:
+            if u.audio.resolve() not in table:
+                raise DataError(corpus.path, u.line, f"{u.audio} has no alignment in {path}")
+            line, frames = table[u.audio.resolve()]
+            if len(frames) != len(u.static):
+                raise DataError(path, line, f"{len(frames)} labels for the {len(u.static)} frames of {u.audio}")
+            dense = frame_labels(frames)
+            if not dense:
+                raise DataError(path, line, f"the alignment of {u.audio} is blanks only")
+        except DataError as err:
+            if not skip_bad:
+                raise
+            skipped.append(err)
+            continue
+        kept.append(dataclasses.replace(u, frames=dense))
+    if not kept:
+        raise DataError(corpus.path, None, f"no utterance has a usable alignment in {path}")
+    return Corpus(corpus.path, kept, skipped)
+
+
 def fit_normalizer(statics: Sequence[Tensor], deltas: int) -> Normalizer:
     """The training set's statistics of the features with their deltas."""
     batches = []
@@ -174,9 +244,32 @@ class SpeechEncoder:
         return Batch(feats, counts, targets, target_lengths, torch.tensor(indices))
 
 
+class FramewiseEncoder(SpeechEncoder):
+    """A :class:`SpeechEncoder` whose targets are a unit per output frame (B, T), -1 past each
+    end: an item's labels are its frame labels (one per input frame), read at the model's
+    frame rate (:func:`resample`; a speed-perturbed version is read at its own length)."""
+
+    IGNORE = -1
+
+    def __init__(self, normalizer: Normalizer, deltas: int, stack: int, augment: SpecAugmentConfig | None = None,
+                 seed: int = 0):
+        super().__init__(normalizer, deltas, augment, seed)
+        self.stack = stack
+
+    def collate(self, items: list[tuple[Tensor, list[int]]], indices: list[int]) -> Batch:
+        batch = super().collate(items, indices)
+        T = -(-batch.inputs.shape[1] // self.stack)
+        targets = torch.full((len(items), T), self.IGNORE, dtype=torch.long)
+        for b, (static, frames) in enumerate(items):
+            n = -(-len(static) // self.stack)
+            targets[b, :n] = torch.tensor(resample(frames, n, self.stack * len(frames) / len(static)))
+        return dataclasses.replace(batch, targets=targets, target_lengths=None)
+
+
 class SpeechLoader(SequenceLoader):
     """Bucketed by frames; with speed-perturbed copies, each epoch takes one version of every
-    utterance (key ``i + N · v`` for version v), drawn from the seed and the epoch."""
+    utterance (key ``i + N · v`` for version v), drawn from the seed and the epoch. An item's
+    labels are its frame labels where the corpus has them (framewise training), else its units."""
 
     def __init__(self, corpus: Corpus, perturbed: list[list[Tensor]], encoder: SpeechEncoder,
                  config: BatchingConfig, stack: int = 1, rank: int = 0, world_size: int = 1):
@@ -185,7 +278,8 @@ class SpeechLoader(SequenceLoader):
         versions = [plain] + [[s if -(-len(s) // stack) >= ctc_frames_needed(y) else p  # too short: the original
                                for s, p, y in zip(v, plain, labels)] for v in perturbed]
         self.n, self.versions, self.seed = len(labels), len(versions), config.seed
-        examples = [(s, labels[i % self.n]) for i, s in enumerate(x for v in versions for x in v)]
+        targets = [u.labels if u.frames is None else u.frames for u in corpus.utterances]
+        examples = [(s, targets[i % self.n]) for i, s in enumerate(x for v in versions for x in v)]
         super().__init__(examples, [len(u.static) for u in corpus.utterances], encoder.collate, config, rank,
                          world_size)
 
