@@ -46,6 +46,7 @@ class Batch:
     target_lengths: Tensor | None = None
     indices: Tensor | None = None
     extra: dict[str, Tensor] | None = None  # task-specific tensors (e.g. characters of each word)
+    extra_rows: tuple[str, ...] = ()  # the keys of extra that hold a row per sequence (B, ...); the others are shared
 
     @property
     def size(self) -> int:
@@ -67,6 +68,17 @@ class Batch:
         if self.extra is not None:
             moved["extra"] = {k: v.to(device) for k, v in self.extra.items()}
         return replace(self, **moved)
+
+    def select(self, rows: Sequence[int] | Tensor) -> Batch:
+        """The sequences ``rows`` of the batch, in that order: every per-sequence tensor
+        (inputs, lengths, targets, target_lengths, indices and the ``extra_rows``) indexed on
+        its first dimension; the other extra tensors shared as they are."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.lengths.device)
+        picked = {f.name: getattr(self, f.name)[index] for f in fields(self)
+                  if isinstance(getattr(self, f.name), Tensor)}
+        if self.extra is not None:
+            picked["extra"] = {k: v[index] if k in self.extra_rows else v for k, v in self.extra.items()}
+        return replace(self, **picked)
 
     def chunk(self, start: int, stop: int) -> Batch:
         """Time steps [start, stop) of a batch whose targets are aligned with its

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from rnnkit.batch import Batch
 from rnnkit.distributed import SINGLE, World
 from rnnkit.optim import weight_noise
-from rnnkit.settings import COUNT, NATURAL, NONNEGATIVE, POSITIVE, check, setting
+from rnnkit.settings import COUNT, NATURAL, NONNEGATIVE, POSITIVE, SettingError, check, setting
 
 
 @dataclass
@@ -71,6 +71,16 @@ class Precision(enum.Enum):
         return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
+class NoiseDraw(enum.Enum):
+    """How often weight noise is drawn. UPDATE: once per update, shared by every sequence of
+    the batch. SEQUENCE: once per training sequence, as Graves et al. 2013 do: the update's
+    gradient is the sum of each sequence's gradient on its own noisy weights, so the batch
+    runs one sequence at a time (exact, but without the batch's parallelism)."""
+
+    UPDATE = "update"
+    SEQUENCE = "sequence"
+
+
 @dataclass(frozen=True)
 class FitConfig:
     epochs: int = setting(10, COUNT)  # passes over the training data
@@ -79,13 +89,23 @@ class FitConfig:
     carry_state: bool = False  # carry the final state from one batch into the next (one stream)
     clip_norm: float | None = setting(None, POSITIVE)  # rescale gradients whose global L2 norm exceeds this
     clip_value: float | None = setting(None, POSITIVE)  # clamp every gradient element to [-v, v]
-    weight_noise: float = setting(0.0, NONNEGATIVE)  # std of Gaussian weight noise per update (Graves 2013)
+    weight_noise: float = setting(0.0, NONNEGATIVE)  # std of Gaussian weight noise (Graves 2013)
+    weight_noise_per: NoiseDraw = NoiseDraw.UPDATE  # a draw per update, or per training sequence
     max_bad_steps: int = setting(10, NATURAL)  # consecutive non-finite updates that stop training
     device: str = "cpu"
     precision: Precision = Precision.FLOAT32
 
     def __post_init__(self) -> None:
         check(self)
+        if not isinstance(self.weight_noise_per, NoiseDraw):
+            object.__setattr__(self, "weight_noise_per", NoiseDraw(self.weight_noise_per))
+        if self.weight_noise_per is NoiseDraw.SEQUENCE and (self.bptt is not None or self.carry_state):
+            raise SettingError("weight_noise_per", "sequence draws once per whole sequence: it needs full BPTT over "
+                                            "separate sequences (no --bptt, no stream)")
+
+    @property
+    def per_sequence_noise(self) -> bool:
+        return self.weight_noise > 0 and self.weight_noise_per is NoiseDraw.SEQUENCE
 
 
 class TrainingDiverged(RuntimeError):
@@ -212,6 +232,27 @@ def check_optimizer(optimizer, config: FitConfig) -> None:
                              f"pass ({type(optimizer).__name__}); use Adam")
 
 
+def _per_sequence(model: nn.Module, objective: Objective, batch: Batch, params: list[Tensor], fit: FitState,
+                  config: FitConfig, world: World) -> tuple[StepOutput, float]:
+    """Forward and backward each sequence of ``batch`` on its own draw of weight noise; the
+    gradients sum, then scale to the mean over the global batch, as one pass over the batch
+    does. Under DDP only the last sequence's backward pass reduces across ranks."""
+    loss, count = torch.zeros(()), 0
+    for b in range(batch.size):
+        sync = b == batch.size - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
+        with (contextlib.nullcontext() if sync else model.no_sync()), \
+                weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
+            out = objective(model, batch.select([b]), None)
+            out.loss.backward()
+        loss, count = loss + out.loss.detach().float().cpu(), count + out.count
+    total = world.sum(count)
+    scale = world.size / max(total, 1)
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    return StepOutput(loss, count, None), total
+
+
 def train_chunk(model: nn.Module, objective: Objective, optimizer, chunk: Batch, state: Any,
                 fit: FitState, config: FitConfig, world: World = SINGLE) -> tuple[Any, StepRecord]:
     """One update: forward from ``state`` (detached), backward, clip, step; returns the state
@@ -221,11 +262,14 @@ def train_chunk(model: nn.Module, objective: Objective, optimizer, chunk: Batch,
     scored over all ranks: the mean over the global batch.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    with weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
-        out = objective(model, chunk, detach(state))
-        total = world.sum(out.count)
-        # DDP averages gradients over ranks: scale by the world size to get the global mean
-        (out.loss * (world.size / max(total, 1))).backward()
+    if config.per_sequence_noise:
+        out, total = _per_sequence(model, objective, chunk, params, fit, config, world)
+    else:
+        with weight_noise(model, config.weight_noise, fit.noise), config.precision.autocast(config.device):
+            out = objective(model, chunk, detach(state))
+            total = world.sum(out.count)
+            # DDP averages gradients over ranks: scale by the world size to get the global mean
+            (out.loss * (world.size / max(total, 1))).backward()
     norm = _clip(params, config)
     loss = float(out.loss.detach()) / max(out.count, 1)
     finite = math.isfinite(norm) and math.isfinite(loss)

@@ -24,6 +24,18 @@ def test_chunk_clamps_lengths():
         Batch(b.inputs, b.lengths, b.targets, target_lengths=b.lengths).chunk(0, 2)
 
 
+def test_select_takes_rows_of_every_per_sequence_tensor_and_shares_the_rest():
+    shared = torch.arange(12).view(4, 3)
+    b = Batch(torch.arange(30.).view(3, 5, 2), torch.tensor([5, 2, 4]), torch.arange(15).view(3, 5),
+              torch.tensor([1, 2, 3]), torch.tensor([7, 8, 9]), extra={"rows": torch.arange(3) * 10, "table": shared},
+              extra_rows=("rows",))
+    s = b.select([2, 0])
+    assert torch.equal(s.inputs, b.inputs[[2, 0]]) and s.lengths.tolist() == [4, 5]
+    assert torch.equal(s.targets, b.targets[[2, 0]]) and s.target_lengths.tolist() == [3, 1]
+    assert s.indices.tolist() == [9, 7] and s.extra["rows"].tolist() == [20, 0]
+    assert s.extra["table"] is shared and s.extra_rows == ("rows",)
+
+
 def test_padding_fraction_of_a_batch():
     b = Batch(torch.zeros(2, 4), torch.tensor([4, 2]))
     assert b.padding_fraction == pytest.approx(0.25) and b.tokens == 6

@@ -126,6 +126,7 @@ def test_contradictions_found_after_parsing_are_one_line_and_write_nothing(tmp_p
     out = tmp_path / "o"
     for argv, message in ((["--momentum", "0.9"], "--momentum: has no effect with the adam optimizer"),
                           (["--max-length", "1"], "--max-length: must be at least min_length"),
+                          (["--bptt", "4", "--weight-noise-per", "sequence"], "--weight-noise-per: sequence draws"),
                           (["--bptt", "4", "--optimizer", "sgd", "--momentum", "0.5", "--resume"],
                            "--resume: no checkpoint")):
         assert main(["toy", "train", "--out", str(out), *argv]) == 2

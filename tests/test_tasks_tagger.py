@@ -50,6 +50,16 @@ def test_emissions_alone_equal_in_batch():
         torch.testing.assert_close(together[b, :len(s)], alone[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("crf", [True, False])
+def test_a_batch_loss_is_the_sum_of_its_sequences_selected_one_by_one(crf):
+    model, enc, _ = _setup(crf=crf)
+    model.eval()
+    sentences = [s.tokens for s in DATA[160:165]]
+    batch = enc.collate([enc.example(s.tokens, s.tags) for s in DATA[160:165]], list(range(5)))
+    alone = sum(objective(model, batch.select([b]), None).loss for b in range(len(sentences)))
+    torch.testing.assert_close(alone, objective(model, batch, None).loss, rtol=1e-5, atol=1e-4)
+
+
 def test_character_features_are_the_final_states():
     model, enc, _ = _setup()
     model.eval()

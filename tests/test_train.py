@@ -13,8 +13,19 @@ from rnnkit.batch import Batch, BatchingConfig
 from rnnkit.callbacks import Evaluate
 from rnnkit.loader import SequenceLoader, StreamLoader
 from rnnkit.losses import Reduction, masked_cross_entropy
+from rnnkit.settings import SettingError
 from rnnkit.tasks.toys import Problem, SequenceModel, collate, make_dataset, make_objective
-from rnnkit.train import FitConfig, FitState, Precision, StepOutput, Stop, TrainingDiverged, fit, train_batch
+from rnnkit.train import (
+    FitConfig,
+    FitState,
+    NoiseDraw,
+    Precision,
+    StepOutput,
+    Stop,
+    TrainingDiverged,
+    fit,
+    train_batch,
+)
 
 V = 7
 
@@ -169,6 +180,53 @@ def test_weight_noise_is_used_for_the_gradient_and_removed_before_the_update():
     assert torch.equal(seen["emb"], before["embed.weight"])  # tables are not perturbed
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n])  # restored exactly; lr 0 changed nothing
+
+
+def test_weight_noise_per_sequence_sums_each_sequences_gradient_on_its_own_draw():
+    torch.manual_seed(0)
+    model = TinyLM()
+    ref = copy.deepcopy(model)
+    batch = _batch()
+    fit_state = FitState()
+    fit_state.noise.manual_seed(5)
+    seen = []
+
+    def objective(m, b, state):
+        seen.append(m.rnn.cells[0].weight_hh.clone())
+        return lm_objective(m, b, state)
+
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    _, [record] = train_batch(model, objective, opt, batch, None, fit_state,
+                              FitConfig(weight_noise=0.1, weight_noise_per=NoiseDraw.SEQUENCE))
+    assert len(seen) == 3 and not torch.equal(seen[0], seen[1]) and not torch.equal(seen[1], seen[2])
+    # reference: for each sequence, a draw for every weight matrix in parameter order (tables
+    # excluded), the gradient of its summed loss there; the update is minus the sum over all tokens' count
+    g = torch.Generator().manual_seed(5)
+    grads = {n: torch.zeros_like(p) for n, p in ref.named_parameters()}
+    for b in range(3):
+        noisy = copy.deepcopy(ref)
+        with torch.no_grad():
+            for n, p in noisy.named_parameters():
+                if p.dim() >= 2 and n != "embed.weight":
+                    p.add_(torch.randn(p.shape, generator=g) * 0.1)
+        n_b = int(batch.lengths[b])
+        lm_objective(noisy, Batch(batch.inputs[b:b + 1], batch.lengths[b:b + 1], batch.targets[b:b + 1]),
+                     None).loss.backward()
+        for n, p in noisy.named_parameters():
+            grads[n] += p.grad
+        assert n_b > 0
+    total = int(batch.lengths.sum())
+    for (n, p), q in zip(ref.named_parameters(), model.parameters()):
+        torch.testing.assert_close(q, p - grads[n] / total, rtol=1e-5, atol=1e-6)
+    assert record.count == total
+
+
+def test_weight_noise_per_sequence_needs_whole_sequences():
+    with pytest.raises(SettingError, match="weight_noise_per"):
+        FitConfig(weight_noise=0.1, weight_noise_per=NoiseDraw.SEQUENCE, bptt=5)
+    with pytest.raises(SettingError, match="weight_noise_per"):
+        FitConfig(weight_noise_per="sequence", carry_state=True)
+    assert FitConfig(weight_noise_per="sequence").weight_noise_per is NoiseDraw.SEQUENCE
 
 
 def test_non_finite_updates_are_skipped_and_logged_then_training_stops():

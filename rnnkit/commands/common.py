@@ -29,7 +29,7 @@ from rnnkit.distributed import World, device_for, init_world
 from rnnkit.optim import Method, OptimizerConfig, Schedule, ScheduleConfig
 from rnnkit.runner import RunConfig, TrainingJob, run_training
 from rnnkit.settings import COUNT, FRACTION, SettingError, rule
-from rnnkit.train import Callback, FitConfig, FitState, Precision, StepRecord, Stop
+from rnnkit.train import Callback, FitConfig, FitState, NoiseDraw, Precision, StepRecord, Stop
 
 AUTO = "auto"  # --threads auto: each training batch on 1 thread or all, whichever is faster now
 DEFAULT_LR = 1e-3  # --lr when neither the flag nor the task sets one
@@ -100,7 +100,9 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--clip-value", type=rule(FitConfig, "clip_value"), default=None,
                    help="clamp every gradient element to [-V, V]")
     g.add_argument("--weight-noise", type=rule(FitConfig, "weight_noise"), default=0.0,
-                   help="std of Gaussian weight noise per update")
+                   help="std of Gaussian weight noise added to the weight matrices")
+    g.add_argument("--weight-noise-per", choices=[n.value for n in NoiseDraw], default="update",
+                   help="a noise draw per update, or per training sequence as Graves 2013 (a sequence at a time)")
     g.add_argument("--bptt", type=rule(FitConfig, "bptt"), default=None,
                    help="truncated BPTT: an update every N steps, the state carried detached")
     g.add_argument("--precision", choices=[p.value for p in Precision], default="float32",
@@ -217,7 +219,8 @@ def maybe_launch(args: argparse.Namespace, argv: list[str]) -> bool:
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run's configs from the common flags (each checks its settings)."""
     fit = FitConfig(epochs=args.epochs, max_minutes=args.max_minutes, bptt=args.bptt, clip_norm=args.clip_norm,
-                    clip_value=args.clip_value, weight_noise=args.weight_noise, device=args.device,
+                    clip_value=args.clip_value, weight_noise=args.weight_noise,
+                    weight_noise_per=NoiseDraw(args.weight_noise_per), device=args.device,
                     precision=Precision(args.precision))
     opt = OptimizerConfig(method=Method(args.optimizer), lr=DEFAULT_LR if args.lr is None else args.lr,
                           momentum=args.momentum,

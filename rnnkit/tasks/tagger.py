@@ -154,7 +154,7 @@ class TaggerEncoder:
                 index[b, t] = types.setdefault(w[:self.max_word_length], len(types))
         chars, char_lengths = pad_sequences([torch.tensor(self.vocabs.chars.encode(w)) for w in types])  # (U, C)
         extra = {"chars": chars, "char_lengths": char_lengths, "types": index}
-        return Batch(words, lengths, targets, indices=torch.tensor(indices), extra=extra)
+        return Batch(words, lengths, targets, indices=torch.tensor(indices), extra=extra, extra_rows=("types",))
 
 
 class NeuralTagger:
