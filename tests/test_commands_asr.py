@@ -131,3 +131,57 @@ def test_framewise_models_refuse_what_they_cannot_do(hybrid, tmp_path, capsys):
     assert main(["asr", "train", "--train", str(dev), "--out", str(tmp_path / "r"), "--objective", "framewise",
                  "--alignments", str(alignments), *SMALL]) == 1
     assert "dev.tsv:1: " in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def characters(tmp_path_factory):
+    """A character model: its units are the letters and the space, its words the letters."""
+    root = tmp_path_factory.mktemp("chars")
+    train, dev = tone_corpus(root, "train", 60, seed=1), tone_corpus(root, "dev", 12, seed=2)
+    out = root / "run"
+    assert main(["asr", "train", "--train", str(train), "--dev", str(dev), "--out", str(out), "--epochs", "25",
+                 "--units", "chars", "--lm-order", "2", "--word-lm-order", "2", *SMALL]) == 0
+    return root, out, dev
+
+
+def test_a_character_model_decodes_into_its_lexicons_words(characters, capsys):
+    root, out, dev = characters
+    model = out / "model"
+    assert (model / "lexicon.txt").read_text().split() == ["a", "b", "c"]
+    assert "\\2-grams:" in (model / "words.arpa").read_text()
+    capsys.readouterr()
+    assert main(["asr", "eval", "--model", str(out), "--data", str(dev), "--json", "--threads", "1"]) == 0
+    metrics = _json(capsys)
+    assert set(metrics) == {"count", "cer", "wer", "beam_cer", "beam_wer", "words_cer", "words_wer"}
+    assert metrics["words_wer"] < 0.35 and metrics["cer"] < 0.35  # three words: chance is far above
+    files = [str(root / "dev" / f"{i:04d}.wav") for i in range(4)]
+    assert main(["asr", "transcribe", "--model", str(out), *files, "--words", "--threads", "1"]) == 0
+    texts = [line.split("\t")[1] for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(texts) == 4 and all(set(t.split()) <= {"a", "b", "c"} and "  " not in t for t in texts)
+
+
+def test_a_users_lexicon_limits_the_words_and_names_what_it_cannot_spell(characters, tmp_path, capsys):
+    root, out, dev = characters
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("a\nb extra fields are ignored\n\nzebra\n")
+    files = [str(root / "dev" / f"{i:04d}.wav") for i in range(6)]
+    capsys.readouterr()
+    assert main(["asr", "transcribe", "--model", str(out), *files, "--words", "--lexicon", str(lexicon),
+                 "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    texts = [line.split("\t")[1] for line in captured.out.strip().splitlines()]
+    assert all(set(t.split()) <= {"a", "b"} for t in texts)
+    assert "1 words of the lexicon use characters the model lacks" in captured.err
+    assert main(["asr", "transcribe", "--model", str(out), files[0], "--words", "--lexicon",
+                 str(tmp_path / "none.txt"), "--threads", "1"]) == 1
+    assert "none.txt: no such file (--lexicon)" in capsys.readouterr().err
+
+
+def test_word_decoding_needs_a_character_model(trained, capsys):
+    root, out, dev = trained
+    files = [str(root / "dev" / "0000.wav")]
+    capsys.readouterr()
+    assert main(["asr", "transcribe", "--model", str(out), *files, "--words", "--threads", "1"]) == 1
+    assert "--words:" in capsys.readouterr().err
+    assert main(["asr", "transcribe", "--model", str(out), *files, "--lexicon", str(dev), "--threads", "1"]) == 1
+    assert "not a character CTC model" in capsys.readouterr().err

@@ -45,6 +45,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     data = SpeechData(train=args.train, dev=args.dev, units=Units(args.units), batch_frames=args.batch_frames,
                       holdout=args.holdout, seed=args.seed, skip_bad=args.skip_bad, speeds=args.speed_perturb,
                       spec_augment=SpecAugmentConfig() if args.spec_augment else None, lm_order=args.lm_order,
+                      word_lm_order=args.word_lm_order,
                       objective=Objective(args.objective), alignments=args.alignments)
     config = AcousticConfig(num_units=0, architecture=Architecture(args.model), hidden=args.hidden,
                             layers=args.layers, proj=args.proj, stack=args.stack, dropout=args.dropout,
@@ -56,14 +57,22 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     return run_job(args, training_job(data, config, world, args.resumed), world, run)
 
 
-def _decoding(args: argparse.Namespace, beam: int) -> Decoding:
+def _decoding(args: argparse.Namespace, beam: int, words: bool = False) -> Decoding:
     return Decoding(beam=beam, lm_weight=args.lm_weight, bonus=args.bonus, nbest=getattr(args, "nbest", 1),
-                    use_lm=not args.no_lm, prior_scale=args.prior_scale)
+                    use_lm=not args.no_lm, prior_scale=args.prior_scale, words=words)
+
+
+def _recognizer(args: argparse.Namespace):
+    recognizer, ck = load_recognizer(args.model, args.lm, args.lexicon, args.word_lm)
+    if recognizer.word_level is not None and recognizer.word_level.dropped:
+        print(f"{recognizer.word_level.dropped} words of the lexicon use characters the model lacks: left out",
+              file=sys.stderr)
+    return recognizer, ck
 
 
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     setup_inference(args)
-    recognizer, ck = load_recognizer(args.model, args.lm)
+    recognizer, ck = _recognizer(args)
     corpus, _ = read_corpus(args.data, recognizer.kind, recognizer.units, recognizer.fbank,
                             recognizer.model.config.stack, args.skip_bad)
     if corpus.skipped:
@@ -71,14 +80,18 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     decodings = {"": _decoding(args, 1)}
     if args.beam > 1 and recognizer.hybrid is None:
         decodings["beam_"] = _decoding(args, args.beam)
+    if recognizer.word_level is not None:
+        decodings["words_"] = _decoding(args, args.beam, words=True)
     print_metrics(recognizer.evaluate(corpus, decodings), args.json)
     return 0
 
 
 def _transcribe(args: argparse.Namespace, argv: list[str]) -> int:
     setup_inference(args)
-    recognizer, _ = load_recognizer(args.model, args.lm)
-    results = recognizer.transcribe(args.files, _decoding(args, args.beam))
+    recognizer, _ = _recognizer(args)
+    if args.words and recognizer.word_level is None:
+        raise ValueError(f"--words: {args.model} has no lexicon (a character CTC model has one; or give --lexicon)")
+    results = recognizer.transcribe(args.files, _decoding(args, args.beam, args.words))
     for file, hyps in zip(args.files, results):
         if args.nbest == 1:
             print(f"{file}\t{hyps[0][0]}")
@@ -114,9 +127,15 @@ def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
                    help="an ARPA n-gram over the model's units (default: the one fitted on the training transcripts)")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
     p.add_argument("--lm-weight", type=NONNEGATIVE, default=None,
-                   help="α: the language model's weight (default: 0.5 for CTC, 1.0 for a framewise model's bigram)")
+                   help="α: the language model's weight (default: 0.5 for CTC, 0.8 for words, 1.0 for a framewise "
+                        "model's bigram)")
     p.add_argument("--bonus", type=REAL, default=None,
-                   help="β: a bonus per unit against the LM's short bias (default: 1.0 for CTC, 0 framewise)")
+                   help="β: a bonus per unit (per word with words) against the LM's short bias (default: 1.0 for "
+                        "CTC, 1.5 for words, 0 framewise)")
+    p.add_argument("--lexicon", type=Path, default=None,
+                   help="character models: the words to decode into, one per line (default: the training words)")
+    p.add_argument("--word-lm", type=Path, default=None,
+                   help="character models: an ARPA word n-gram (default: the one fitted on the training transcripts)")
     p.add_argument("--prior-scale", type=NONNEGATIVE, default=1.0,
                    help="framewise models: posteriors are divided by the label priors to this power")
 
@@ -153,6 +172,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--spec-augment", action="store_true", help="SpecAugment's frequency and time masks")
     train.add_argument("--lm-order", type=rule(SpeechData, "lm_order"), default=4,
                        help="order of the units' n-gram fitted on the training transcripts")
+    train.add_argument("--word-lm-order", type=rule(SpeechData, "word_lm_order"), default=3,
+                       help="character units: order of the word n-gram fitted on the training transcripts")
     train.add_argument("--skip-bad", action="store_true",
                        help="skip unreadable, empty or too-short utterances (counted) instead of stopping")
     train.set_defaults(run=_train, clip_norm=5.0)
@@ -172,6 +193,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     tr.add_argument("files", type=Path, nargs="+", help="audio files (wav, flac, ...)")
     tr.add_argument("--nbest", type=COUNT, default=1, help="print the N best (file, rank, score, text)")
+    tr.add_argument("--words", action="store_true",
+                    help="character models: decode into the lexicon's words with the word n-gram")
     tr.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: every core)")
     _decode_flags(tr, 16)
     tr.set_defaults(run=_transcribe)

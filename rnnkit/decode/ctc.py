@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -76,41 +76,97 @@ def _logaddexp(a: float, b: float) -> float:
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
-def _search(lp: np.ndarray, beam: int, blank: int, lm: PrefixLM | None, alpha: float, beta: float,
-            prune: float | None) -> list[Hypothesis]:
-    """One utterance: lp (L, K) log-probabilities."""
+Extension = tuple[int, float, int, Any]  # (label, LM log-probability added, bonus units added, the new state)
+
+
+class LabelScorer:
+    """The plain search's rule: any label may follow any prefix, scored by ``lm`` (if any)
+    as it is added, the end of sequence once the input ends; the bonus counts labels."""
+
+    def __init__(self, lm: PrefixLM | None):
+        self.lm = lm
+
+    def initial(self) -> None:
+        return None
+
+    def extensions(self, prefix: tuple[int, ...], state: None, candidates: list[int]) -> list[Extension]:
+        if self.lm is None:
+            return [(k, 0.0, 1, None) for k in candidates]
+        following = self.lm.next_log_probs(prefix)
+        return [(k, float(following[k]), 1, None) for k in candidates]
+
+    def final(self, prefix: tuple[int, ...], state: None) -> tuple[float, int] | None:
+        return (0.0 if self.lm is None else float(self.lm.end_log_prob(prefix)), 0)
+
+
+class Scorer(Protocol):
+    """What the prefix search may extend a prefix by and what each extension costs. A prefix's
+    state is a function of the prefix (the search keeps one per prefix)."""
+
+    def initial(self) -> Any:
+        """The empty prefix's state."""
+        ...
+
+    def extensions(self, prefix: tuple[int, ...], state: Any, candidates: list[int]) -> list[Extension]:
+        """The allowed labels among ``candidates`` (never the blank), each with its LM term,
+        its bonus units and the state of the longer prefix."""
+        ...
+
+    def final(self, prefix: tuple[int, ...], state: Any) -> tuple[float, int] | None:
+        """(LM term, bonus units) added when the input ends after ``prefix``; None: it may not end there."""
+        ...
+
+
+def prefix_search(lp: np.ndarray, beam: int, blank: int, scorer: Scorer, alpha: float, beta: float,
+                  prune: float | None) -> list[Hypothesis]:
+    """One utterance's prefix beam search, lp (L, K) log-probabilities, under ``scorer``'s
+    rule; every surviving hypothesis that may end, best first. A hypothesis ranks by
+    acoustic + α · (its LM terms) + β · (its bonus units)."""
     K = lp.shape[1]
     labels = [k for k in range(K) if k != blank]
-    beams: dict[tuple[int, ...], tuple[float, float, float]] = {(): (0.0, NEG_INF, 0.0)}  # prefix: p_b, p_nb, lm
+    # prefix: [p_b, p_nb, LM terms, bonus units, state]
+    beams: dict[tuple[int, ...], list] = {(): [0.0, NEG_INF, 0.0, 0, scorer.initial()]}
     for row in lp:
         candidates = labels if prune is None else [k for k in labels if row[k] >= prune]
-        new: dict[tuple[int, ...], list[float]] = {}
-        for prefix, (pb, pnb, lm_score) in beams.items():
+        new: dict[tuple[int, ...], list] = {}
+        for prefix, (pb, pnb, lm_score, units, state) in beams.items():
             total = _logaddexp(pb, pnb)
-            stay = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score])
+            stay = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score, units, state])
             stay[0] = _logaddexp(stay[0], total + row[blank])  # a blank: the prefix is unchanged
             last = prefix[-1] if prefix else None
             if last is not None:  # the last label repeated without a blank between: merged
                 stay[1] = _logaddexp(stay[1], pnb + row[last])
-            following = lm.next_log_probs(prefix) if lm is not None and candidates else None
-            for k in candidates:
+            for k, lm_term, bonus, after in scorer.extensions(prefix, state, candidates) if candidates else ():
                 ext = prefix + (k,)
-                entry = new.setdefault(ext, [NEG_INF, NEG_INF, lm_score + (following[k] if lm is not None else 0.0)])
+                entry = new.setdefault(ext, [NEG_INF, NEG_INF, lm_score + lm_term, units + bonus, after])
                 # a repeated label is a new one only after a blank
                 entry[1] = _logaddexp(entry[1], (pb if k == last else total) + row[k])
         ranked = sorted(new.items(), key=lambda item: -(_logaddexp(item[1][0], item[1][1]) + alpha * item[1][2]
-                                                       + beta * len(item[0])))
-        beams = {prefix: tuple(v) for prefix, v in ranked[:beam]}
+                                                       + beta * item[1][3]))
+        beams = dict(ranked[:beam])
     out = []
-    for prefix, (pb, pnb, lm_score) in beams.items():
+    for prefix, (pb, pnb, lm_score, units, state) in beams.items():
         acoustic = _logaddexp(pb, pnb)
-        if acoustic == NEG_INF:  # no alignment of these frames gives it (too many labels)
+        end = scorer.final(prefix, state)
+        if acoustic == NEG_INF or end is None:  # no alignment of these frames gives it, or it may not end here
             continue
-        if lm is not None:
-            lm_score += float(lm.end_log_prob(prefix))
-        out.append(Hypothesis(list(prefix), float(acoustic + alpha * lm_score + beta * len(prefix)),
-                              float(acoustic), float(lm_score)))
+        lm_score, units = lm_score + end[0], units + end[1]
+        out.append(Hypothesis(list(prefix), float(acoustic + alpha * lm_score + beta * units), float(acoustic),
+                              float(lm_score)))
     return sorted(out, key=lambda h: -h.score)
+
+
+def check_search(log_probs: Tensor, lengths: LengthsLike, beam: int, blank: int,
+                 nbest: int) -> tuple[np.ndarray, list[int]]:
+    """The arguments every prefix search takes, checked: the log-probabilities as float64
+    (B, T, K) on the CPU, and the lengths."""
+    B, T, K = check_tensor(log_probs, "log_probs", "BTK").shape
+    lengths = check_lengths(lengths, log_probs, "lengths", T, "T")
+    if not 0 <= blank < K:
+        raise ValueError(f"blank must be in [0, K={K}); got {blank}")
+    if beam < 1 or nbest < 1:
+        raise ValueError(f"beam and nbest must be >= 1; got {beam} and {nbest}")
+    return log_probs.detach().to("cpu", torch.float64).numpy(), lengths.tolist()
 
 
 def ctc_prefix_beam_search(log_probs: Tensor, lengths: LengthsLike, beam: int = 16, *, blank: int = 0,
@@ -130,11 +186,6 @@ def ctc_prefix_beam_search(log_probs: Tensor, lengths: LengthsLike, beam: int = 
         >>> ctc_prefix_beam_search(p, [2])[0][0].labels  # ...but label 1 has 0.16 + 0.24 + 0.24
         [1]
     """
-    B, T, K = check_tensor(log_probs, "log_probs", "BTK").shape
-    lengths = check_lengths(lengths, log_probs, "lengths", T, "T")
-    if not 0 <= blank < K:
-        raise ValueError(f"blank must be in [0, K={K}); got {blank}")
-    if beam < 1 or nbest < 1:
-        raise ValueError(f"beam and nbest must be >= 1; got {beam} and {nbest}")
-    lp = log_probs.detach().to("cpu", torch.float64).numpy()
-    return [_search(lp[b, :L], beam, blank, lm, alpha, beta, prune)[:nbest] for b, L in enumerate(lengths.tolist())]
+    lp, lengths = check_search(log_probs, lengths, beam, blank, nbest)
+    scorer = LabelScorer(lm)
+    return [prefix_search(lp[b, :L], beam, blank, scorer, alpha, beta, prune)[:nbest] for b, L in enumerate(lengths)]

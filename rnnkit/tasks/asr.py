@@ -38,6 +38,7 @@ from rnnkit.decode import (
     collapse,
     ctc_align,
     ctc_greedy_decode,
+    ctc_lexicon_beam_search,
     ctc_prefix_beam_search,
     viterbi,
 )
@@ -62,6 +63,15 @@ from rnnkit.tasks.speech_data import (
     read_corpus,
     resample,
     static_features,
+)
+from rnnkit.tasks.words import (
+    LEXICON_FILE,
+    WORD_LM_FILE,
+    WordLevel,
+    lexicon_text,
+    load_word_level,
+    training_words,
+    word_lm_text,
 )
 from rnnkit.train import StepOutput
 from rnnkit.vocab import Vocab
@@ -89,6 +99,7 @@ class SpeechData:
     speeds: tuple[float, ...] = ()  # speed perturbation: other speeds each utterance is also heard at
     spec_augment: SpecAugmentConfig | None = None  # SpecAugment's masks on the training batches
     lm_order: int = setting(4, COUNT)  # the n-gram over units fitted on the training transcripts
+    word_lm_order: int = setting(3, COUNT)  # characters: the word n-gram fitted on the training transcripts
     fbank: FbankConfig = field(default_factory=FbankConfig)
     objective: Objective = Objective.CTC
     alignments: Path | None = None  # framewise: the training utterances' alignments (rnnkit asr align)
@@ -138,23 +149,37 @@ def unit_lm(corpus: Corpus, units: Vocab, order: int) -> str:
     return out.getvalue()
 
 
+class Search(enum.Enum):
+    """The decoding's kind, each with its default (α, β)."""
+
+    UNITS = "units"  # CTC prefix search over the units with the unit n-gram
+    WORDS = "words"  # a character CTC model's search over a lexicon's words with the word n-gram
+    HYBRID = "hybrid"  # a framewise model's Viterbi over the phone loop with the phone bigram
+
+
+DEFAULT_WEIGHTS = {Search.UNITS: (0.5, 1.0), Search.WORDS: (0.8, 1.5), Search.HYBRID: (1.0, 0.0)}
+
+
 @dataclass
 class Decoding:
     """How :class:`Recognizer` decodes a CTC model: greedy (beam 1) or the prefix beam search
-    with the unit n-gram (weight α, bonus β per unit). A framewise model is always decoded
-    by the hybrid Viterbi search (exact: no beam, one best), the phone bigram weighted by α
-    and the priors by ``prior_scale``. None takes the objective's default."""
+    with the unit n-gram (weight α, bonus β per unit); with ``words`` (character models), the
+    prefix search over the lexicon's words with the word n-gram (β per word). A framewise
+    model is always decoded by the hybrid Viterbi search (exact: no beam, one best), the phone
+    bigram weighted by α and the priors by ``prior_scale``. None takes the search's default
+    (:data:`DEFAULT_WEIGHTS`)."""
 
     beam: int = 1
-    lm_weight: float | None = None  # α (CTC: 0.5, hybrid: 1.0)
-    bonus: float | None = None  # β, per unit (CTC: 1.0, hybrid: 0.0)
+    lm_weight: float | None = None  # α
+    bonus: float | None = None  # β, per unit (per word with words)
     nbest: int = 1
     use_lm: bool = True
     prior_scale: float = 1.0  # κ: hybrid decoding's posteriors divided by the priors to this power
+    words: bool = False  # character models: decode into the lexicon's words
 
-    def weights(self, hybrid: bool) -> tuple[float, float]:
-        """(α, β) with the objective's defaults filled in."""
-        alpha, beta = (1.0, 0.0) if hybrid else (0.5, 1.0)
+    def weights(self, search: Search) -> tuple[float, float]:
+        """(α, β) with the search's defaults filled in."""
+        alpha, beta = DEFAULT_WEIGHTS[search]
         return (alpha if self.lm_weight is None else self.lm_weight, beta if self.bonus is None else self.bonus)
 
 
@@ -163,10 +188,11 @@ class Recognizer:
     ``hybrid`` statistics it is a framewise model, decoded by the hybrid search."""
 
     def __init__(self, model: AcousticModel, units: Vocab, kind: Units, fbank: FbankConfig, normalizer: Normalizer,
-                 lm: PrefixLM | None = None, batch_frames: int = 20000, hybrid: HybridStats | None = None):
+                 lm: PrefixLM | None = None, batch_frames: int = 20000, hybrid: HybridStats | None = None,
+                 word_level: WordLevel | None = None):
         self.model, self.units, self.kind, self.fbank = model, units, kind, fbank
         self.encoder = SpeechEncoder(normalizer, fbank.deltas)
-        self.lm, self.batch_frames, self.hybrid = lm, batch_frames, hybrid
+        self.lm, self.batch_frames, self.hybrid, self.word_level = lm, batch_frames, hybrid, word_level
 
     @torch.no_grad()
     def log_probs(self, statics: Sequence[Tensor]) -> list[Tensor]:
@@ -192,7 +218,9 @@ class Recognizer:
         """The ``how.nbest`` best unit sequences of each utterance (a framewise model: the best)."""
         if self.hybrid is not None:
             return self._decode_hybrid(log_probs, how)
-        alpha, beta = how.weights(hybrid=False)
+        if how.words:
+            return self._decode_words(log_probs, how)
+        alpha, beta = how.weights(Search.UNITS)
         hyps = []
         for lp in log_probs:
             if how.beam <= 1:
@@ -205,8 +233,18 @@ class Recognizer:
                                                nbest=how.nbest)[0])
         return hyps
 
+    def _decode_words(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
+        if self.word_level is None:
+            raise ValueError("word decoding needs a character model with a lexicon")
+        alpha, beta = how.weights(Search.WORDS)
+        words = self.word_level
+        lm = words.lm if how.use_lm else None
+        return [ctc_lexicon_beam_search(lp[None], [len(lp)], words.lexicon, words.space, how.beam, blank=BLANK_ID,
+                                        lm=lm, alpha=alpha if lm else 0.0, beta=beta, nbest=how.nbest)[0]
+                for lp in log_probs]
+
     def _decode_hybrid(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
-        loop = self.hybrid.loop(*how.weights(hybrid=True))
+        loop = self.hybrid.loop(*how.weights(Search.HYBRID))
         hyps = []
         for lp in log_probs:  # one at a time: Viterbi's cost is T·K² whatever the batch
             path = viterbi(self.hybrid.scaled_likelihoods(lp.double(), how.prior_scale)[None], [len(lp)], loop)[0]
@@ -292,6 +330,8 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
                                                                     seed=data.seed),
                           config.stack, world.rank, world.size)
     files = {} if framewise else {LM_FILE: resumed_lm(resumed) if resumed else unit_lm(train, units, data.lm_order)}
+    if data.units is Units.CHARS:
+        files.update(resumed_words(resumed) if resumed else word_files(train, data.word_lm_order))
     metric = "per" if data.units is Units.PHONES else "cer"
 
     def evaluate(m: AcousticModel) -> dict[str, float]:
@@ -314,9 +354,23 @@ def resumed_lm(resumed: Checkpoint) -> str:
     return (resumed.path / LM_FILE).read_text(encoding="utf-8")
 
 
-def load_recognizer(directory: Path, lm: Path | None = None) -> tuple[Recognizer, Checkpoint]:
+def word_files(corpus: Corpus, order: int) -> dict[str, str]:
+    """A character model's lexicon and word n-gram, from the training transcripts."""
+    transcripts = [u.transcript for u in corpus.utterances]
+    words = training_words(transcripts)
+    return {LEXICON_FILE: lexicon_text(words), WORD_LM_FILE: word_lm_text(transcripts, words, order)}
+
+
+def resumed_words(resumed: Checkpoint) -> dict[str, str]:
+    return {name: (resumed.path / name).read_text(encoding="utf-8") for name in (LEXICON_FILE, WORD_LM_FILE)}
+
+
+def load_recognizer(directory: Path, lm: Path | None = None, lexicon: Path | None = None,
+                    word_lm: Path | None = None) -> tuple[Recognizer, Checkpoint]:
     """A trained recognizer's model directory (or its run's --out): the recognizer, with the
-    directory's unit n-gram or the ARPA file ``lm``, and its record."""
+    directory's unit n-gram or the ARPA file ``lm``, and its record. A character model also
+    gets its word level: the directory's lexicon and word n-gram, or the files ``lexicon``
+    and ``word_lm`` (the directory's word n-gram goes only with its own lexicon)."""
     ck = read_config(directory)
     if ck.config.get("task") != "asr":
         raise ValueError(f"{ck.path} is not a speech recognizer (task {ck.config.get('task')!r})")
@@ -331,5 +385,18 @@ def load_recognizer(directory: Path, lm: Path | None = None) -> tuple[Recognizer
     language_model = ArpaLM(path, units.symbols, end_id=BLANK_ID) if path.exists() else None
     if lm is not None and language_model is None:
         raise DataError(lm, None, "no such file")
-    return Recognizer(model, units, Units(ck.config["units"]), FbankConfig(**ck.config["fbank"]),
-                      Normalizer(**ck.config["normalizer"]), language_model, hybrid=hybrid), ck
+    kind = Units(ck.config["units"])
+    word_level = None
+    if kind is Units.CHARS and hybrid is None:
+        for flag, given in (("--lexicon", lexicon), ("--word-lm", word_lm)):
+            if given is not None and not Path(given).exists():
+                raise DataError(given, None, f"no such file ({flag})")
+        own_lexicon = ck.path / LEXICON_FILE
+        if lexicon is not None or own_lexicon.exists():
+            own_lm = ck.path / WORD_LM_FILE
+            lm_file = word_lm if word_lm is not None else own_lm if lexicon is None and own_lm.exists() else None
+            word_level = load_word_level(lexicon or own_lexicon, lm_file, units)
+    elif lexicon is not None or word_lm is not None:
+        raise ValueError(f"{ck.path} is not a character CTC model: --lexicon and --word-lm turn characters into words")
+    return Recognizer(model, units, kind, FbankConfig(**ck.config["fbank"]),
+                      Normalizer(**ck.config["normalizer"]), language_model, hybrid=hybrid, word_level=word_level), ck
