@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 
 def filter_logits(scores: Tensor, top_k: int | None = None, top_p: float | None = None) -> Tensor:
-    """scores (V,) with every symbol outside the k best, and outside the nucleus, set to -inf.
+    """scores (..., V) with every symbol outside the k best, and outside the nucleus, set to
+    -inf (each row on its own).
 
     The nucleus is the smallest set of most probable symbols whose probability under
     softmax(scores) reaches ``top_p``: a symbol is kept when the symbols ranked above it
@@ -22,14 +23,14 @@ def filter_logits(scores: Tensor, top_k: int | None = None, top_p: float | None 
     if top_k is not None:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1; got {top_k}")
-        kth = scores.topk(min(top_k, scores.numel())).values[-1]
+        kth = scores.topk(min(top_k, scores.shape[-1]), dim=-1).values[..., -1:]  # (..., 1)
         scores = scores.masked_fill(scores < kth, float("-inf"))
     if top_p is not None:
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
-        probs, order = scores.softmax(-1).sort(descending=True)  # (V,), (V,)
-        above = probs.cumsum(0) - probs  # (V,) mass of the symbols ranked higher
-        drop = torch.zeros_like(above, dtype=torch.bool).scatter(0, order, above >= top_p)
+        probs, order = scores.softmax(-1).sort(dim=-1, descending=True)  # (..., V)
+        above = probs.cumsum(-1) - probs  # (..., V) mass of the symbols ranked higher
+        drop = torch.zeros_like(above, dtype=torch.bool).scatter(-1, order, above >= top_p)
         scores = scores.masked_fill(drop, float("-inf"))
     return scores
 
