@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,12 +122,13 @@ def clean_sentences(markup: str, min_words: int = 4, max_words: int = 16) -> lis
     return out
 
 
-def bible_sentences(cache: Path | None = None) -> list[str]:
-    """The World English Bible's sentences (Debian's sword-text-web, downloaded when not installed),
-    one per line in ``cache`` once read (reading the module takes about a minute)."""
+def bible_sentences(cache: Path | None = None, books: Sequence[str] | None = None) -> list[str]:
+    """The World English Bible's sentences (Debian's sword-text-web, downloaded when not
+    installed), or those of ``books`` only (OSIS names: ``john``, ``ruth``, ...), one per line in
+    ``cache`` once read (reading the whole module takes about a minute, a short book seconds)."""
     if cache is not None and cache.exists():
         return cache.read_text(encoding="utf-8").splitlines()
-    sentences = _read_bible()
+    sentences = _read_bible(books)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp")
@@ -135,7 +137,7 @@ def bible_sentences(cache: Path | None = None) -> list[str]:
     return sentences
 
 
-def _read_bible() -> list[str]:
+def _read_bible(books: Sequence[str] | None = None) -> list[str]:
     from pysword.modules import SwordModules
     with tempfile.TemporaryDirectory() as tmp:
         root = Path("/usr/share/sword")
@@ -149,7 +151,8 @@ def _read_bible() -> list[str]:
             root = Path(tmp) / "usr" / "share" / "sword"
         modules = SwordModules(str(root))
         modules.parse_modules()
-        return clean_sentences(modules.get_bible_from_module("engWEB2015eb").get(clean=False))
+        bible = modules.get_bible_from_module("engWEB2015eb")
+        return clean_sentences(bible.get(books=list(books) if books else None, clean=False))
 
 
 def flite_to_cmu(segments: str) -> list[str]:
