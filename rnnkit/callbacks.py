@@ -80,9 +80,9 @@ class Checkpointer(Callback):
 
     def __init__(self, out: Path, model: nn.Module, optimizer, schedule: LRSchedule | None, config: dict,
                  vocabs: dict[str, Vocab], every_steps: int = 0, metric: str | None = None,
-                 minimize: bool = True, enabled: bool = True, files: dict[str, str] | None = None):
+                 minimize: bool = True, enabled: bool = True, files: dict[str, str | bytes] | None = None):
         self.out, self.model, self.optimizer, self.schedule = Path(out), model, optimizer, schedule
-        self.files = files or {}  # other files of the model directory (name -> text)
+        self.files = files or {}  # other files of the model directory (name -> text or bytes)
         self.config, self.vocabs, self.every = config, vocabs, every_steps
         self.metric, self.minimize, self.enabled = metric, minimize, enabled
         self.last_saved: tuple[int, int, int] | None = None  # (step, epoch, batch)

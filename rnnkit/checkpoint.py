@@ -77,8 +77,8 @@ def check_finite(model: nn.Module) -> None:
 
 
 def save_model_dir(directory: Path, model: nn.Module, config: dict, vocabs: dict[str, Vocab],
-                   files: dict[str, str] | None = None) -> None:
-    """Weights, config, vocabularies and any other text ``files`` (name -> contents, e.g. a
+                   files: dict[str, str | bytes] | None = None) -> None:
+    """Weights, config, vocabularies and any other ``files`` (name -> text or bytes, e.g. a
     language model): what eval and predict need (no fsync, no atomicity)."""
     check_finite(model)
     directory.mkdir(parents=True, exist_ok=True)
@@ -86,12 +86,15 @@ def save_model_dir(directory: Path, model: nn.Module, config: dict, vocabs: dict
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
     for name, vocab in vocabs.items():
         vocab.save(directory / f"vocab-{name}.json")
-    for name, text in (files or {}).items():
-        (directory / name).write_text(text, encoding="utf-8")
+    for name, contents in (files or {}).items():
+        if isinstance(contents, bytes):
+            (directory / name).write_bytes(contents)
+        else:
+            (directory / name).write_text(contents, encoding="utf-8")
 
 
 def save_checkpoint(root: Path, name: str, model: nn.Module, config: dict, vocabs: dict[str, Vocab],
-                    trainer: dict[str, Any], keep: int = 2, files: dict[str, str] | None = None) -> Path:
+                    trainer: dict[str, Any], keep: int = 2, files: dict[str, str | bytes] | None = None) -> Path:
     """Write checkpoint ``root/name`` atomically and point ``root/latest`` at it.
 
     ``trainer`` holds the optimizer and schedule state dicts, the position,

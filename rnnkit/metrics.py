@@ -1,5 +1,7 @@
-"""Sequence-labelling metrics: token accuracy, accuracy on words unseen in
-training, and span precision/recall/F1 for BIO/IOBES tags (seqeval)."""
+"""Metrics, through well-kept libraries: sequence labelling (token accuracy, accuracy on
+words unseen in training, span precision/recall/F1 for BIO/IOBES tags with seqeval),
+translation (BLEU and chrF with sacrebleu) and whole-sequence outputs (exact match,
+G2P's word and phone error rates with rapidfuzz's edit distance)."""
 
 from __future__ import annotations
 
@@ -35,3 +37,38 @@ def tagging_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[
         out["recall"] = float(recall_score(gold_l, pred_l, zero_division=0))
         out["f1"] = float(f1_score(gold_l, pred_l, zero_division=0))
     return out
+
+
+def translation_metrics(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
+    """Corpus-level ``bleu`` and ``chrf`` (sacrebleu's defaults: 13a tokenization, chrF2)
+    of detokenized hypotheses against one reference each; ``count`` = sentences."""
+    import sacrebleu
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references for {len(hypotheses)} hypotheses")
+    refs, hyps = [list(references)], list(hypotheses)
+    return {"bleu": float(sacrebleu.corpus_bleu(hyps, refs).score),
+            "chrf": float(sacrebleu.corpus_chrf(hyps, refs).score), "count": float(len(hyps))}
+
+
+def sequence_metrics(references: Sequence[Sequence[Sequence[str]]],
+                     hypotheses: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Whole-sequence and symbol errors against one or more references per source (a
+    grapheme-to-phoneme word has several pronunciations): ``exact`` is the share of
+    hypotheses equal to one of their references, ``wer`` = 1 − exact (G2P's word error
+    rate), ``per`` = Σ edit distance to the nearest reference / Σ that reference's length
+    (G2P's phone error rate; a token error rate); ``count`` = sources. Edit distances are
+    rapidfuzz's Levenshtein."""
+    from rapidfuzz.distance import Levenshtein
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} reference sets for {len(hypotheses)} hypotheses")
+    exact = edits = length = 0
+    for refs, hyp in zip(references, hypotheses):
+        if not refs:
+            raise ValueError("every hypothesis needs at least one reference")
+        distance, ref = min((Levenshtein.distance(list(r), list(hyp)), r) for r in refs)
+        exact += distance == 0
+        edits += distance
+        length += len(ref)
+    n = len(hypotheses)
+    return {"exact": exact / n if n else 0.0, "wer": 1 - exact / n if n else 0.0,
+            "per": edits / length if length else 0.0, "count": float(n)}

@@ -56,7 +56,7 @@ class TrainingJob:
     minimize: bool = True
     carry_state: bool = False  # the loader's batches continue each other (a stream): carry the state across
     notes: list[str] = field(default_factory=list)  # what the command tells the user about the data
-    files: dict[str, str] = field(default_factory=dict)  # other files of the model directory (name -> text)
+    files: dict[str, str | bytes] = field(default_factory=dict)  # other files of the model directory (name -> contents)
 
 
 def run_training(run: RunConfig, job: TrainingJob, world: World = SINGLE, callbacks: Sequence[Callback] = (),

@@ -40,8 +40,7 @@ from rnnkit.layers import LAYERS, CellKind, Recurrent
 from rnnkit.scan import reverse_padded
 from rnnkit.settings import COUNT, FRACTION, NATURAL, SettingError, check, setting
 
-PAD_ID = 0  # every seq2seq vocabulary starts <pad>, <unk>, <s>, </s>
-BOS_ID, EOS_ID = 2, 3
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # every seq2seq vocabulary starts <pad>, <unk>, <s>, </s>
 
 
 @dataclass(frozen=True)

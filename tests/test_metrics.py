@@ -1,9 +1,10 @@
-"""Tagging metrics: token and unknown-word accuracy by hand; span scores equal to
-a hand count of exact span matches; the span scheme is detected."""
+"""Metrics: token and unknown-word accuracy by hand; span scores equal to a hand count of
+exact span matches; the span scheme is detected; G2P's word and phone error rates by hand
+with several references; BLEU and chrF are sacrebleu's."""
 
 import pytest
 
-from rnnkit.metrics import is_span_scheme, tagging_metrics
+from rnnkit.metrics import is_span_scheme, sequence_metrics, tagging_metrics, translation_metrics
 
 
 def test_accuracy_and_unknown_accuracy():
@@ -33,3 +34,20 @@ def test_scheme_detection():
 def test_mismatched_lengths():
     with pytest.raises(ValueError, match="same sentences and lengths"):
         tagging_metrics([["A"]], [["A", "B"]])
+
+
+def test_sequence_metrics_take_the_nearest_of_several_references():
+    refs = [[["R", "IY", "D"], ["R", "EH", "D"]], [["K", "AE", "T"]], [["D", "AO", "G"]]]
+    hyps = [["R", "EH", "D"], ["K", "AH", "T"], ["D", "AO", "G", "Z"]]
+    m = sequence_metrics(refs, hyps)
+    assert m["exact"] == pytest.approx(1 / 3) and m["wer"] == pytest.approx(2 / 3) and m["count"] == 3
+    assert m["per"] == pytest.approx((0 + 1 + 1) / 9)  # an edit each in the last two, over 3 + 3 + 3 phones
+
+
+def test_translation_metrics_are_sacrebleus():
+    import sacrebleu
+    refs, hyps = ["the cat sat on the mat", "a dog ran"], ["the cat sat on a mat", "a dog ran"]
+    m = translation_metrics(refs, hyps)
+    assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
+    assert translation_metrics(refs, refs)["bleu"] == pytest.approx(100.0)

