@@ -6,11 +6,12 @@ import argparse
 import shutil
 from pathlib import Path
 
-from rnnkit.data import speech_corpus
+from rnnkit.data import bible, speech_corpus
 from rnnkit.data.corpora import CORPORA, cache_root, fetch
 from rnnkit.settings import COUNT
 
 SPEECH = "speech-espeak"  # synthesized, not fetched: rnnkit.data.speech_corpus
+BIBLE = "bible-es-en"  # from Debian's packages: rnnkit.data.bible
 
 
 def _speech(force: bool, utterances: int) -> dict[str, Path]:
@@ -26,16 +27,28 @@ def _speech(force: bool, utterances: int) -> dict[str, Path]:
     return paths
 
 
+def _bible(force: bool) -> dict[str, Path]:
+    out = cache_root() / BIBLE
+    stamp = f"{bible.PACKAGES}; test {bible.TEST_BOOKS}; dev {bible.DEV_BOOKS}\n"
+    if not ((out / ".prepared").exists() and (out / ".prepared").read_text() == stamp) or force:
+        bible.prepare(out)
+        (out / ".prepared").write_text(stamp)
+    return {p.stem: p for p in sorted(out.glob("*.tsv"))}
+
+
 def _data(args: argparse.Namespace, argv: list[str]) -> int:
     if args.name == "list":
         for c in CORPORA.values():
             print(f"{c.name:16s} {c.about} [{c.requirement}; licence: {c.licence}]")
         print(f"{SPEECH:16s} English speech synthesized by espeak-ng from the World English Bible, 84 voices, "
               "split by voice; words and CMU phones [espeak-ng, sword-text-web; licence: public domain text]")
+        print(f"{BIBLE:16s} Spanish-English verse pairs, Reina-Valera 1909 and World English Bible, split by book "
+              "[sword-text-sparv, sword-text-web; licence: public domain]")
         print(f"cache: {cache_root()} (set RNNKIT_DATA to change)")
         return 0
-    if args.name == SPEECH:
-        for name, path in _speech(args.force, args.utterances).items():
+    built = {SPEECH: lambda: _speech(args.force, args.utterances), BIBLE: lambda: _bible(args.force)}
+    if args.name in built:
+        for name, path in built[args.name]().items():
             print(f"{name}\t{path}")
         return 0
     for split, path in fetch(args.name, force=args.force).items():
