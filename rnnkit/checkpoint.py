@@ -164,11 +164,11 @@ def latest_checkpoint(root: Path) -> Path | None:
 def model_directory(path: Path) -> Path:
     """A model or checkpoint directory, or a training run's --out directory (its model/)."""
     path = Path(path)
-    if (path / "model.safetensors").exists():
+    if (path / "config.json").exists():
         return path
-    if (path / "model" / "model.safetensors").exists():
+    if (path / "model" / "config.json").exists():
         return path / "model"
-    raise FileNotFoundError(f"{path} is not a model directory (no model.safetensors), nor a training run's "
+    raise FileNotFoundError(f"{path} is not a model directory (no config.json), nor a training run's "
                             f"--out (no model/)")
 
 

@@ -193,7 +193,7 @@ def test_baseline_of_the_wrong_kind_and_bptt(tmp_path, capsys):
 
 def test_malformed_eval_and_predict_inputs(tmp_path, capsys, models, monkeypatch):
     line = _one_error_line(capsys, "eval", "--model", tmp_path / "nowhere", "--data", models["text"])
-    assert "nowhere is not a model directory (no model.safetensors)" in line
+    assert "nowhere is not a model directory (no config.json)" in line
     two_dims = _write_ts(tmp_path / "two.ts", 4, 0, dims=2)
     line = _one_error_line(capsys, "eval", "--model", models["series"], "--data", two_dims)
     assert "two.ts: the cases have 2 dimensions; the model was trained on 3" in line

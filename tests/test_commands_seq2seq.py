@@ -1,14 +1,18 @@
 """`rnnkit seq2seq`: train -> eval --json -> translate on a transduction the test makes
 (reversing strings), learnt to near-exactness; n-best lists; unknown symbols and blank
 lines at inference; subword and character units with their model files; resumption; bad
-files and a model directory of another task give one line naming the file and line."""
+files and a model directory of another task give one line naming the file and line; an
+image model (one-to-many) on real handwriting and its per-position baseline; the copy and
+phonetisaurus baselines on real CMUdict words."""
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
 from rnnkit.cli import main
+from rnnkit.data import digit_strips
 
 SMALL = ["--hidden", "32", "--embed", "16", "--layers", "1", "--threads", "1", "--batch-tokens", "400",
          "--lr", "0.01", "--log-every", "1000"]
@@ -110,3 +114,48 @@ def test_bad_input_is_one_line_naming_the_file_and_line(trained, tmp_path, capsy
     assert "long.tsv: 1 lines longer than 4 symbols cut to it (lines 1)" in capsys.readouterr().err
     assert main(["seq2seq", "train", "--train", str(long), "--out", str(tmp_path / "b"), "--bptt", "5", *SMALL]) == 2
     assert "--bptt: does not apply to seq2seq" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def strips(tmp_path_factory):
+    """Strips of 1-3 real handwritten digits (scikit-learn's), and 4-digit ones for test-long."""
+    root = tmp_path_factory.mktemp("strips")
+    paths = digit_strips.prepare(root, sizes={"train": 1500, "dev": 100, "test": 200, "test-long": 100}, canvas=4,
+                                 train_max=3)
+    runs = {}
+    for model in ("seq2seq", "per-position"):
+        runs[model] = root / model
+        assert main(["seq2seq", "train", "--train", str(paths["train"]), "--dev", str(paths["dev"]), "--source",
+                     "image", "--model", model, "--out", str(runs[model]), "--epochs", "8", "--patience", "0",
+                     "--threads", "1", "--hidden", "64", "--embed", "16", "--lr", "0.003", "--dropout", "0",
+                     "--label-smoothing", "0", "--log-every", "1000"]) == 0
+    return paths, runs
+
+
+def test_an_image_model_writes_the_digits_of_unseen_handwriting(strips, capsys):
+    paths, runs = strips
+    capsys.readouterr()
+    assert main(["seq2seq", "eval", "--model", str(runs["seq2seq"]), "--data", str(paths["test"]), "--json",
+                 "--threads", "1"]) == 0
+    assert _json(capsys)["exact"] > 0.15  # guessing: about 4% (a tenth of the one-digit strips)
+    assert main(["seq2seq", "eval", "--model", str(runs["per-position"]), "--data", str(paths["test-long"]),
+                 "--json", "--threads", "1", "--beam", "1"]) == 0
+    assert _json(capsys)["exact"] == 0  # the baseline never writes more digits than it was shown
+
+
+def test_copy_and_phonetisaurus_baselines(tmp_path, capsys):
+    data = Path(__file__).parent / "data"
+    out = tmp_path / "copy"
+    assert main(["seq2seq", "train", "--train", str(data / "cmudict-train.tsv"), "--out", str(out), "--model",
+                 "copy"]) == 0
+    capsys.readouterr()
+    assert main(["seq2seq", "eval", "--model", str(out), "--data", str(data / "cmudict-test.tsv"), "--json"]) == 0
+    assert _json(capsys)["exact"] == 0  # letters are not phones
+    pytest.importorskip("phonetisaurus")
+    out = tmp_path / "ph"
+    assert main(["seq2seq", "train", "--train", str(data / "cmudict-train.tsv"), "--out", str(out), "--model",
+                 "phonetisaurus"]) == 0
+    capsys.readouterr()
+    assert main(["seq2seq", "eval", "--model", str(out), "--data", str(data / "cmudict-test.tsv"), "--json"]) == 0
+    metrics = _json(capsys)
+    assert metrics["count"] > 90 and metrics["per"] < 0.5 and metrics["exact"] > 0.1  # 600 words of training

@@ -6,12 +6,13 @@ import argparse
 import shutil
 from pathlib import Path
 
-from rnnkit.data import bible, speech_corpus
+from rnnkit.data import bible, digit_strips, speech_corpus
 from rnnkit.data.corpora import CORPORA, cache_root, fetch
 from rnnkit.settings import COUNT
 
 SPEECH = "speech-espeak"  # synthesized, not fetched: rnnkit.data.speech_corpus
 BIBLE = "bible-es-en"  # from Debian's packages: rnnkit.data.bible
+STRIPS = "digit-strips"  # composed from scikit-learn's digits: rnnkit.data.digit_strips
 
 
 def _speech(force: bool, utterances: int) -> dict[str, Path]:
@@ -36,6 +37,17 @@ def _bible(force: bool) -> dict[str, Path]:
     return {p.stem: p for p in sorted(out.glob("*.tsv"))}
 
 
+def _strips(force: bool) -> dict[str, Path]:
+    out = cache_root() / STRIPS
+    stamp = f"{digit_strips.SIZES}; canvas {digit_strips.CANVAS}, training strips up to {digit_strips.TRAIN_MAX}\n"
+    if not ((out / ".prepared").exists() and (out / ".prepared").read_text() == stamp) or force:
+        if out.exists():
+            shutil.rmtree(out)
+        digit_strips.prepare(out)
+        (out / ".prepared").write_text(stamp)
+    return {p.stem: p for p in sorted(out.glob("*.tsv"))}
+
+
 def _data(args: argparse.Namespace, argv: list[str]) -> int:
     if args.name == "list":
         for c in CORPORA.values():
@@ -44,9 +56,12 @@ def _data(args: argparse.Namespace, argv: list[str]) -> int:
               "split by voice; words and CMU phones [espeak-ng, sword-text-web; licence: public domain text]")
         print(f"{BIBLE:16s} Spanish-English verse pairs, Reina-Valera 1909 and World English Bible, split by book "
               "[sword-text-sparv, sword-text-web; licence: public domain]")
+        print(f"{STRIPS:16s} strips of 1-8 handwritten digits (scikit-learn's 8x8 digits) and their digit strings "
+              "[scikit-learn; licence: BSD]")
         print(f"cache: {cache_root()} (set RNNKIT_DATA to change)")
         return 0
-    built = {SPEECH: lambda: _speech(args.force, args.utterances), BIBLE: lambda: _bible(args.force)}
+    built = {SPEECH: lambda: _speech(args.force, args.utterances), BIBLE: lambda: _bible(args.force),
+             STRIPS: lambda: _strips(args.force)}
     if args.name in built:
         for name, path in built[args.name]().items():
             print(f"{name}\t{path}")

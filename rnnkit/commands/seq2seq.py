@@ -26,17 +26,24 @@ from rnnkit.decode.seq2seq import SearchConfig
 from rnnkit.layers import CellKind
 from rnnkit.seq2seq import Seq2SeqConfig
 from rnnkit.settings import SettingError, rule
-from rnnkit.tasks.seq2seq import Seq2SeqData, load_translator, training_job
+from rnnkit.tasks.seq2seq import ModelKind, Seq2SeqData, SourceKind, evaluate, load_translator, training_job
+from rnnkit.tasks.seq2seq_baselines import Baseline, train_baseline
 from rnnkit.tasks.seq2seq_data import Units
 
 NO_ATTENTION = "none"
+MODELS = [*(k.value for k in ModelKind), *(b.value for b in Baseline)]
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
     if args.bptt is not None:
         raise SettingError("bptt", "does not apply to seq2seq: every pair is read whole")
-    data = Seq2SeqData(train=args.train, dev=args.dev, units=Units(args.units), vocab_size=args.vocab_size,
+    source = SourceKind(args.source)
+    if args.attention is None:
+        args.attention = NO_ATTENTION if source is SourceKind.IMAGE else Scoring.GENERAL.value
+    data = Seq2SeqData(train=args.train, dev=args.dev, units=Units(args.units), source=source,
+                       vocab_size=args.vocab_size,
                        min_freq=args.min_freq, max_length=args.max_length, batch_tokens=args.batch_tokens,
+                       batch_images=args.batch_images,
                        holdout=args.holdout, seed=args.seed, label_smoothing=args.label_smoothing,
                        sampling=args.scheduled_sampling)
     attention = None if args.attention == NO_ATTENTION else Scoring(args.attention)
@@ -47,10 +54,19 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
                            feed_context=attention is None and args.feed_context, reverse_source=args.reverse_source,
                            dropout=args.dropout, tie_embeddings=args.tie_embeddings)
     run = start_run(args)
+    if args.model in {b.value for b in Baseline}:
+        train_baseline(Baseline(args.model), args.train, data.units, args.out / "model")
+        print(f"model saved to {args.out / 'model'}", file=sys.stderr)
+        return 0
     if maybe_launch(args, argv):
         return 0
     world = setup(args)
-    return run_job(args, training_job(data, config, world, args.resumed), world, run)
+    return run_job(args, training_job(data, config, world, args.resumed, ModelKind(args.model)), world, run)
+
+
+def _to(translator, device: str) -> None:
+    if hasattr(translator, "model"):  # baselines have no weights
+        translator.model.to(device)
 
 
 def _search(args: argparse.Namespace) -> SearchConfig:
@@ -61,15 +77,15 @@ def _search(args: argparse.Namespace) -> SearchConfig:
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     setup_inference(args)
     translator, _ = load_translator(args.model)
-    translator.model.to(args.device)
-    print_metrics(translator.evaluate(read_pairs(args.data), _search(args)), args.json)
+    _to(translator, args.device)
+    print_metrics(evaluate(translator, read_pairs(args.data), _search(args), args.data), args.json)
     return 0
 
 
 def _translate(args: argparse.Namespace, argv: list[str]) -> int:
     setup_inference(args)
     translator, _ = load_translator(args.model)
-    translator.model.to(args.device)
+    _to(translator, args.device)
     lines = sys.stdin.read().splitlines()
     if not any(line.strip() for line in lines):
         raise DataError("<stdin>", None, "no lines to translate")
@@ -103,6 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--dev", type=Path, default=None, help="default: --holdout of the training sources")
     train.add_argument("--units", choices=[u.value for u in Units], default="word",
                        help="both sides' symbols: char, word (whitespace-separated) or subword (sentencepiece)")
+    train.add_argument("--source", choices=[k.value for k in SourceKind], default="text",
+                       help="image: the source field is an image file, encoded into one vector (one-to-many)")
+    train.add_argument("--model", choices=MODELS, default="seq2seq",
+                       help="the encoder-decoder, or a baseline: per-position (images), copy, phonetisaurus (G2P)")
     train.add_argument("--vocab-size", type=rule(Seq2SeqData, "vocab_size"), default=8000,
                        help="subword: pieces per side (fewer where the text has fewer)")
     train.add_argument("--min-freq", type=rule(Seq2SeqData, "min_freq"), default=1,
@@ -111,13 +131,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="symbols per side; a longer side is cut, with a warning naming its line")
     train.add_argument("--batch-tokens", type=rule(Seq2SeqData, "batch_tokens"), default=3000,
                        help="symbols per batch (the longer side, padding included)")
+    train.add_argument("--batch-images", type=rule(Seq2SeqData, "batch_images"), default=64,
+                       help="--source image: images per batch")
     train.add_argument("--label-smoothing", type=rule(Seq2SeqData, "label_smoothing"), default=0.1,
                        help="the training loss's ε")
     train.add_argument("--scheduled-sampling", type=rule(Seq2SeqData, "sampling"), default=0.0,
                        help="the chance that a decoder step reads its own best guess instead of the true symbol")
     g = train.add_argument_group("model")
-    g.add_argument("--attention", choices=[NO_ATTENTION, *(s.value for s in Scoring)], default="general",
-                   help="none (Sutskever, Cho), additive (Bahdanau), dot or general (Luong)")
+    g.add_argument("--attention", choices=[NO_ATTENTION, *(s.value for s in Scoring)], default=None,
+                   help="none (Sutskever, Cho), additive (Bahdanau), dot or general (Luong; the default for text)")
     g.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm", help="encoder and decoder")
     g.add_argument("--embed", type=rule(Seq2SeqConfig, "embed_size"), default=256, help="embedding width")
     g.add_argument("--hidden", type=rule(Seq2SeqConfig, "hidden_size"), default=256,
