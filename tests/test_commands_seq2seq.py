@@ -159,3 +159,16 @@ def test_copy_and_phonetisaurus_baselines(tmp_path, capsys):
     assert main(["seq2seq", "eval", "--model", str(out), "--data", str(data / "cmudict-test.tsv"), "--json"]) == 0
     metrics = _json(capsys)
     assert metrics["count"] > 90 and metrics["per"] < 0.5 and metrics["exact"] > 0.1  # 600 words of training
+
+
+def test_attention_plots_and_the_length_figure(trained, tmp_path, capsys, monkeypatch):
+    root, out, dev = trained
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a b c\n\nh g f e d\n"))
+    assert main(["seq2seq", "translate", "--model", str(out), "--attention-plots", str(tmp_path / "att"),
+                 "--threads", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "att").iterdir()) == ["0001.png", "0003.png"]
+    assert main(["seq2seq", "plot-length", "--model", str(out), "--model", str(out), "--label", "a", "--label", "b",
+                 "--data", str(dev), "--width", "3", "--out", str(tmp_path / "len.png"), "--threads", "1"]) == 0
+    assert (tmp_path / "len.png").stat().st_size > 1000
+    assert main(["seq2seq", "plot-length", "--model", str(out), "--label", "a", "--label", "b", "--data", str(dev),
+                 "--out", str(tmp_path / "x.png")]) == 2

@@ -24,9 +24,18 @@ from rnnkit.data.errors import DataError
 from rnnkit.data.tsv import read_pairs
 from rnnkit.decode.seq2seq import SearchConfig
 from rnnkit.layers import CellKind
+from rnnkit.plots import attention_heatmap, score_by_length
 from rnnkit.seq2seq import Seq2SeqConfig
 from rnnkit.settings import SettingError, rule
-from rnnkit.tasks.seq2seq import ModelKind, Seq2SeqData, SourceKind, evaluate, load_translator, training_job
+from rnnkit.tasks.seq2seq import (
+    ModelKind,
+    Seq2SeqData,
+    SourceKind,
+    bleu_by_length,
+    evaluate,
+    load_translator,
+    training_job,
+)
 from rnnkit.tasks.seq2seq_baselines import Baseline, train_baseline
 from rnnkit.tasks.seq2seq_data import Units
 
@@ -64,6 +73,37 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     return run_job(args, training_job(data, config, world, args.resumed, ModelKind(args.model)), world, run)
 
 
+def _plot_attention(translator, lines, results, folder: Path) -> None:
+    """A heatmap per line of its best output's attention, folder/LINE.png."""
+    source = getattr(translator, "source", None)
+    if source is None or not hasattr(source, "side") or translator.model.config.attention is None:
+        raise SettingError("attention_plots", "needs a text model with attention")
+    for n, (line, hyps) in enumerate(zip(lines, results), 1):
+        if not line.strip():
+            continue
+        best = hyps[0][1]
+        outputs = [*translator.target.vocab.decode(best.tokens), "</s>"]
+        attention_heatmap(best.attention.numpy(), source.side.tokenizer.split(line), outputs,
+                          folder / f"{n:04d}.png", title=hyps[0][0])
+    print(f"attention of {sum(bool(line.strip()) for line in lines)} lines drawn in {folder}", file=sys.stderr)
+
+
+def _plot_length(args: argparse.Namespace, argv: list[str]) -> int:
+    setup_inference(args)
+    labels = args.label or [str(m) for m in args.model]
+    if len(labels) != len(args.model):
+        raise SettingError("label", f"give one per --model ({len(args.model)}), or none")
+    pairs = read_pairs(args.data)
+    curves = {}
+    for label, model in zip(labels, args.model):
+        translator, _ = load_translator(model)
+        _to(translator, args.device)
+        curves[label] = bleu_by_length(translator, pairs, _search(args), args.width)
+        print(f"{label}: " + "  ".join(f"{x:.0f} words {y:.1f}" for x, y in curves[label]), file=sys.stderr)
+    print(score_by_length(curves, args.out))
+    return 0
+
+
 def _to(translator, device: str) -> None:
     if hasattr(translator, "model"):  # baselines have no weights
         translator.model.to(device)
@@ -89,7 +129,10 @@ def _translate(args: argparse.Namespace, argv: list[str]) -> int:
     lines = sys.stdin.read().splitlines()
     if not any(line.strip() for line in lines):
         raise DataError("<stdin>", None, "no lines to translate")
-    for line, hyps in zip(lines, translator.decode(lines, _search(args))):
+    results = translator.decode(lines, _search(args))
+    if args.attention_plots is not None:
+        _plot_attention(translator, lines, results, args.attention_plots)
+    for line, hyps in zip(lines, results):
         if not line.strip():
             print("")  # a blank line stays blank
         elif args.nbest == 1:
@@ -168,7 +211,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     tr.add_argument("--nbest", type=rule(SearchConfig, "nbest"), default=1,
                     help="print the N best as rank<TAB>score<TAB>output lines")
+    tr.add_argument("--attention-plots", type=Path, default=None, metavar="FOLDER",
+                    help="also draw each line's attention (its best output) as FOLDER/LINE.png")
     tr.add_argument("--device", default="cpu", help="cpu or cuda")
     tr.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     _search_flags(tr, 5)
     tr.set_defaults(run=_translate)
+    pl = actions.add_parser("plot-length", help="BLEU against source length, a line per model (Bahdanau's figure)")
+    pl.add_argument("--model", type=Path, action="append", required=True, help="a model; give several to compare")
+    pl.add_argument("--label", action="append", default=None, help="each model's name in the legend")
+    pl.add_argument("--data", type=Path, required=True, help="source<TAB>target lines")
+    pl.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    pl.add_argument("--width", type=int, default=10, help="words per length group")
+    pl.add_argument("--device", default="cpu", help="cpu or cuda")
+    pl.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
+    _search_flags(pl, 5)
+    pl.set_defaults(run=_plot_length)

@@ -48,7 +48,7 @@ class Generated:
     tokens: list[int]  # the output symbols, without the end symbol
     score: float  # the ranking: log_prob / |y|^α
     log_prob: float  # log P(y | x), the end symbol included
-    attention: Tensor | None  # (|y| + 1, S) each step's weights over the source (None without attention)
+    attention: Tensor | None  # (|y| + 1, S_b) each step's weights over its source (None without attention)
 
 
 def max_lengths(lengths: Tensor | None, B: int, config: SearchConfig) -> list[int]:
@@ -82,6 +82,7 @@ def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
     model.eval()
     B, K = source.shape[0], config.beam
     limits = torch.tensor(max_lengths(lengths, B, config))  # (B,)
+    sizes = [None] * B if lengths is None else lengths.tolist()  # each source's own positions
     state = model.encode(source, lengths)
     device = state.summary.device
     state = state.select(torch.arange(B, device=device).repeat_interleave(K))
@@ -111,7 +112,7 @@ def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
             b = int(alive[i])
             tokens = history[row].tolist()
             finished[b].append(Generated(tokens, float(top[i, j]) / (len(tokens) + 1) ** config.length_penalty,
-                                         float(top[i, j]), None if attn is None else attn[row].cpu()))
+                                         float(top[i, j]), None if attn is None else attn[row, :, :sizes[b]].cpu()))
         # the K best extensions that do not end go on (ranks of ended ones pushed past the rest)
         order = (rank + ended * top.shape[1]).argsort(dim=1)[:, :K]  # (n, K)
         keep_beam, keep_symbol = beams.gather(1, order), symbols.gather(1, order)  # (n, K)
@@ -169,7 +170,7 @@ def sample(model: nn.Module, source: Tensor, lengths: Tensor | None, config: Sea
         total += logp.gather(1, choice.unsqueeze(1)).view(-1).masked_fill(~running.to(device), 0.0)
         for b in running.nonzero().view(-1).tolist():
             if alpha is not None:
-                alphas[b].append(alpha[b].cpu())
+                alphas[b].append(alpha[b, :None if lengths is None else int(lengths[b])].cpu())
             if int(choice[b]) == EOS_ID:
                 running[b] = False
             else:

@@ -108,6 +108,22 @@ def evaluate(decoder: Decoder, pairs: Sequence[Pair], search: SearchConfig | Non
     return metrics
 
 
+def bleu_by_length(decoder: Decoder, pairs: Sequence[Pair], search: SearchConfig | None = None,
+                   width: int = 10) -> list[tuple[float, float]]:
+    """(mean source length in words, corpus BLEU) of the pairs' sources grouped by length in
+    words, ``width`` words to a group (the first reference of each source)."""
+    sources, references = group_references(pairs)
+    outputs = [hyps[0][0] for hyps in decoder.decode(sources, search)]
+    groups: dict[int, list[int]] = {}
+    for i, s in enumerate(sources):
+        groups.setdefault(len(s.split()) // width, []).append(i)
+    points = []
+    for _, members in sorted(groups.items()):
+        bleu = translation_metrics([references[i][0] for i in members], [outputs[i] for i in members])["bleu"]
+        points.append((sum(len(sources[i].split()) for i in members) / len(members), bleu))
+    return points
+
+
 class TextSource:
     """Source lines as symbol ids."""
 
@@ -300,8 +316,8 @@ def load_translator(directory: Path) -> tuple[Decoder, Checkpoint]:
         from rnnkit.tasks.seq2seq_baselines import load_baseline
         return load_baseline(ck), ck
     shape = tuple(ck.config["shape"]) if ck.config.get("shape") else None
-    model = build_model(Seq2SeqConfig(**ck.config["model"]), ModelKind(ck.config["kind"]), shape,
-                        ck.config.get("positions", 0))
+    kind = ModelKind(ck.config.get("kind", ModelKind.SEQ2SEQ.value))
+    model = build_model(Seq2SeqConfig(**ck.config["model"]), kind, shape, ck.config.get("positions", 0))
     load_weights(ck.path, model)
     sides = resumed_sides(ck)
     source = PictureSource(ImageSource(shape)) if shape else TextSource(sides.source)

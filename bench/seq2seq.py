@@ -1,0 +1,168 @@
+"""Sequence-to-sequence speed, side by side in one process:
+
+- training: rnnkit's encoder-decoder (:mod:`rnnkit.seq2seq`, general attention, with and
+  without input feeding) against what a PyTorch user writes (an ``nn.LSTM`` encoder over
+  packed sequences, a bridge, an ``nn.LSTMCell`` decoder loop with the same attention and
+  output layer, ``F.cross_entropy``), same sizes, same batches of real pairs, Adam; target
+  symbols per second;
+- decoding: rnnkit's batched beam search (every sentence × beam in one batch) against the
+  same search run one sentence at a time, beam 5; sentences per second.
+
+    python -m bench.seq2seq --data ~/.cache/rnnkit/cmudict/train.nostress.tsv --units word [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench.common import machine, race
+from rnnkit.attention import Scoring
+from rnnkit.batch import BatchingConfig
+from rnnkit.data.tsv import read_pairs
+from rnnkit.decode.seq2seq import SearchConfig, beam_search
+from rnnkit.loader import SequenceLoader
+from rnnkit.losses import Reduction, seq2seq_cross_entropy
+from rnnkit.seq2seq import PAD_ID, Seq2Seq, Seq2SeqConfig
+from rnnkit.tasks.seq2seq_data import Side, Units, collate, encode_pairs
+
+
+class TorchSeq2Seq(nn.Module):
+    """Idiomatic PyTorch: packed nn.LSTM encoder, tanh bridge, nn.LSTMCell decoder with input
+    feeding (or not), Luong's general attention, masked softmax, a combine layer and the output."""
+
+    def __init__(self, c: Seq2SeqConfig):
+        super().__init__()
+        M, Hd = c.memory_size, c.out_hidden
+        self.feeding = c.input_feeding
+        self.src_embed = nn.Embedding(c.source_vocab, c.embed_size, padding_idx=PAD_ID)
+        self.encoder = nn.LSTM(c.embed_size, c.hidden_size, c.encoder_layers, batch_first=True, bidirectional=True)
+        self.bridge_h, self.bridge_c = nn.Linear(M, Hd), nn.Linear(M, Hd)
+        self.tgt_embed = nn.Embedding(c.target_vocab, c.embed_size, padding_idx=PAD_ID)
+        self.cell = nn.LSTMCell(c.embed_size + (Hd if self.feeding else 0), Hd)
+        self.key = nn.Linear(M, Hd, bias=False)
+        self.combine = nn.Linear(M + Hd, Hd)
+        self.out = nn.Linear(Hd, c.target_vocab)
+
+    def forward(self, source, lengths, inputs, targets, target_lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(source), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        memory, (h, _) = self.encoder(packed)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(memory, batch_first=True)  # (B, S, M)
+        summary = torch.cat([h[-2], h[-1]], 1)
+        h, c = torch.tanh(self.bridge_h(summary)), self.bridge_c(summary)
+        keys = self.key(memory)  # (B, S, Hd)
+        mask = torch.arange(memory.shape[1]) < lengths.unsqueeze(1)  # (B, S)
+        emb = self.tgt_embed(inputs)  # (B, T, E)
+        feed = h.new_zeros(h.shape)
+        outputs = []
+        for t in range(inputs.shape[1]):
+            x = torch.cat([emb[:, t], feed], 1) if self.feeding else emb[:, t]
+            h, c = self.cell(x, (h, c))
+            scores = torch.bmm(keys, h.unsqueeze(2)).squeeze(2).masked_fill(~mask, float("-inf"))
+            context = torch.bmm(scores.softmax(1).unsqueeze(1), memory).squeeze(1)
+            feed = torch.tanh(self.combine(torch.cat([context, h], 1)))
+            outputs.append(feed)
+        logits = self.out(torch.stack(outputs, 1))
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID,
+                                           reduction="sum")
+
+
+class Trainer:
+    def __init__(self, model, batches, loss):
+        self.model, self.batches, self.loss, self.i = model, batches, loss, 0
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(self):
+        b = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        loss = self.loss(self.model, b)
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return int(b.target_lengths.sum()), float(loss.detach())
+
+
+def rnnkit_loss(model, b):
+    logits, _ = model(b.inputs, b.lengths, b.extra["inputs"], b.target_lengths)
+    return seq2seq_cross_entropy(logits, b.targets, b.target_lengths, Reduction.SUM)
+
+
+def torch_loss(model, b):
+    return model(b.inputs, b.lengths, b.extra["inputs"], b.targets, b.target_lengths)
+
+
+def batches(data: Path, units: Units, pairs: int, batch_tokens: int):
+    rows = read_pairs(data)[:pairs]
+    source = Side.fit(units, [p.source for p in rows], 8000, 1)
+    target = Side.fit(units, [p.target for p in rows], 8000, 1)
+    examples, _ = encode_pairs(rows, source, target, 250, data)
+    loader = SequenceLoader(examples, [max(len(s), len(t) + 1) for s, t in examples], collate,
+                            BatchingConfig(max_tokens=batch_tokens, batch_size=None))
+    return [loader.batch(k) for k in loader.epoch(0)], len(source.vocab), len(target.vocab)
+
+
+def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: float, repeats: int,
+             feeding: bool) -> dict:
+    train, V_s, V_t = batches(data, units, pairs, batch_tokens)
+    config = Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, attention=Scoring.GENERAL, input_feeding=feeding,
+                           dropout=0.0)
+
+    def ours():
+        torch.manual_seed(0)
+        return Trainer(Seq2Seq(config), train, rnnkit_loss)
+
+    def theirs():
+        torch.manual_seed(0)
+        return Trainer(TorchSeq2Seq(config), train, torch_loss)
+
+    results = race({"rnnkit": ours, "torch": theirs}, seconds, repeats)
+    rates = {r.name: r.median for r in results}
+    return {"input_feeding": feeding, "target_symbols_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"],
+            "batches": len(train), "model": "BiLSTM 2x256 encoder, LSTM 512 decoder, general attention"}
+
+
+def decoding(data: Path, units: Units, count: int, beam: int) -> dict:
+    rows = read_pairs(data)[:count]
+    train, V_s, V_t = batches(data, units, count, 10**9)
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, dropout=0.0)).eval()
+    (batch,) = train
+    config = SearchConfig(beam=beam, max_ratio=1.5, max_extra=5)
+    rates = {}
+    for name, size in (("batched", 64), ("one_at_a_time", 1)):
+        start = time.perf_counter()
+        for i in range(0, len(rows), size):
+            lengths = batch.lengths[i:i + size]
+            beam_search(model, batch.inputs[i:i + size, :int(lengths.max())], lengths, config)
+        rates[name] = len(rows) / (time.perf_counter() - start)
+    return {"beam": beam, "sentences_per_s": rates, "ratio": rates["batched"] / rates["one_at_a_time"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="source<TAB>target pairs")
+    p.add_argument("--units", choices=[u.value for u in Units], default="word")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--pairs", type=int, default=4000)
+    p.add_argument("--batch-tokens", type=int, default=3000)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--decode-count", type=int, default=256)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    units = Units(args.units)
+    report = {"machine": machine(), "threads": args.threads, "data": str(args.data),
+              "training": [training(args.data, units, args.pairs, args.batch_tokens, args.seconds, args.repeats,
+                                    feeding) for feeding in (True, False)],
+              "decoding": decoding(args.data, units, args.decode_count, 5)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
