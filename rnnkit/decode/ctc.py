@@ -92,8 +92,8 @@ class LabelScorer:
     def extensions(self, prefix: tuple[int, ...], state: None, candidates: list[int]) -> list[Extension]:
         if self.lm is None:
             return [(k, 0.0, 1, None) for k in candidates]
-        following = self.lm.next_log_probs(prefix)
-        return [(k, float(following[k]), 1, None) for k in candidates]
+        following = self.lm.next_log_probs(prefix).tolist()
+        return [(k, following[k], 1, None) for k in candidates]
 
     def final(self, prefix: tuple[int, ...], state: None) -> tuple[float, int] | None:
         return (0.0 if self.lm is None else float(self.lm.end_log_prob(prefix)), 0)
