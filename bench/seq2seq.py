@@ -30,6 +30,7 @@ from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, seq2seq_cross_entropy
 from rnnkit.seq2seq import PAD_ID, Seq2Seq, Seq2SeqConfig
 from rnnkit.tasks.seq2seq_data import Side, Units, collate, encode_pairs
+from rnnkit.train import Precision
 
 
 class TorchSeq2Seq(nn.Module):
@@ -93,6 +94,11 @@ def rnnkit_loss(model, b):
     return seq2seq_cross_entropy(logits, b.targets, b.target_lengths, Reduction.SUM)
 
 
+def rnnkit_bf16_loss(model, b):
+    with Precision.BFLOAT16.autocast("cpu"):
+        return rnnkit_loss(model, b)
+
+
 def torch_loss(model, b):
     return model(b.inputs, b.lengths, b.extra["inputs"], b.targets, b.target_lengths)
 
@@ -108,7 +114,7 @@ def batches(data: Path, units: Units, pairs: int, batch_tokens: int):
 
 
 def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: float, repeats: int,
-             feeding: bool) -> dict:
+             feeding: bool, bf16: bool = False) -> dict:
     train, V_s, V_t = batches(data, units, pairs, batch_tokens)
     config = Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, attention=Scoring.GENERAL, input_feeding=feeding,
                            dropout=0.0)
@@ -117,13 +123,19 @@ def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: f
         torch.manual_seed(0)
         return Trainer(Seq2Seq(config), train, rnnkit_loss)
 
+    def ours_bf16():
+        torch.manual_seed(0)
+        return Trainer(Seq2Seq(config), train, rnnkit_bf16_loss)
+
     def theirs():
         torch.manual_seed(0)
         return Trainer(TorchSeq2Seq(config), train, torch_loss)
 
-    results = race({"rnnkit": ours, "torch": theirs}, seconds, repeats)
+    impls = {"rnnkit": ours, "torch": theirs} | ({"rnnkit-bf16": ours_bf16} if bf16 else {})
+    results = race(impls, seconds, repeats)
     rates = {r.name: r.median for r in results}
     return {"input_feeding": feeding, "target_symbols_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"],
+            **({"ratio_bf16": rates["rnnkit-bf16"] / rates["torch"]} if bf16 else {}),
             "batches": len(train), "model": "BiLSTM 2x256 encoder, LSTM 512 decoder, general attention"}
 
 
@@ -154,13 +166,16 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--decode-count", type=int, default=256)
+    p.add_argument("--bf16", action="store_true", help="also rnnkit with bfloat16 products (autocast)")
+    p.add_argument("--no-decoding", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     units = Units(args.units)
     report = {"machine": machine(), "threads": args.threads, "data": str(args.data),
               "training": [training(args.data, units, args.pairs, args.batch_tokens, args.seconds, args.repeats,
-                                    feeding) for feeding in (True, False)],
-              "decoding": decoding(args.data, units, args.decode_count, 5)}
+                                    feeding, args.bf16) for feeding in (True, False)]}
+    if not args.no_decoding:
+        report["decoding"] = decoding(args.data, units, args.decode_count, 5)
     print(json.dumps(report, indent=2))
 
 

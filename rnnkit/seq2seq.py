@@ -185,8 +185,9 @@ class Decoder(nn.Module):
         s = encoded.summary  # (B, Z)
         L, B = self.config.decoder_layers, s.shape[0]
         parts = []
+        dtype = self.rnn.cells[0].weight_ih.dtype  # the state's, under autocast too
         for k, bridge in enumerate(self.bridge):
-            init = bridge(s).view(B, L, -1).transpose(0, 1)  # (L, B, n_k)
+            init = bridge(s).view(B, L, -1).transpose(0, 1).to(dtype)  # (L, B, n_k)
             parts.append(torch.tanh(init) if k == 0 else init)  # h: tanh; an LSTM's cell: linear
         memory = None if self.attention is None else self.attention.prepare(encoded.memory, encoded.lengths)
         feed = s.new_zeros(B, self.config.out_hidden) if self.feeds else None
