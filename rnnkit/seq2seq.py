@@ -151,8 +151,13 @@ class DecoderState:
     summary: Tensor  # (N, Z) the encoder's summary (feed_context reads it)
     memory: Memory | None  # the attention's memory
 
-    def select(self, index: Tensor) -> DecoderState:
-        """Rows ``index`` (N',) of every tensor: beam search's reordering."""
+    def select(self, index: Tensor, same_sources: bool = False) -> DecoderState:
+        """Rows ``index`` (N',) of every tensor: beam search's reordering. With
+        ``same_sources`` each new row reads the same source as the row it replaces (a beam
+        reordered within its source), so the source's summary and memory stay as they are."""
+        if same_sources:
+            return DecoderState(tuple(s[:, index] for s in self.rnn), None if self.feed is None else self.feed[index],
+                                self.summary, self.memory)
         return DecoderState(tuple(s[:, index] for s in self.rnn), None if self.feed is None else self.feed[index],
                             self.summary[index], None if self.memory is None else self.memory.select(index))
 

@@ -13,7 +13,7 @@ number of hypotheses the search is exhaustive: it returns the exact best; K = 1 
 
 A model to decode has ``encode(source, lengths) -> state`` and ``decoder.step(prev (N,),
 state) -> (logits (N, V), state, attention (N, S) or None)``, the state with
-``select(index)`` (:class:`rnnkit.seq2seq.Seq2Seq`). <pad> and <s> are never produced.
+``select(index, same_sources)`` (:class:`rnnkit.seq2seq.Seq2Seq`). <pad> and <s> are never produced.
 
 Dimensions: B sources, K beam, N = live sources × K, S source positions, V vocabulary.
 """
@@ -120,7 +120,7 @@ def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
         rows = (torch.arange(n, device=device).unsqueeze(1) * K + keep_beam).view(-1)  # (N,)
         history = torch.cat([history[rows], keep_symbol.view(-1, 1)], dim=1)
         attn = None if attn is None else attn[rows]
-        state = state.select(rows)
+        state = state.select(rows, same_sources=True)  # every beam stays with its source
         prev = keep_symbol.view(-1)
         done = torch.tensor([len(finished[int(b)]) >= K or int(limits[b]) <= t + 1 for b in alive])
         if done.all():
