@@ -133,3 +133,17 @@ def test_tied_embeddings_one_to_many_and_contradictions():
         _config(tie_embeddings=True)
     with pytest.raises(SettingError, match="attention needs an encoder that gives a memory"):
         Seq2Seq(_config(source_vocab=0, attention="general"), VectorEncoder(nn.Linear(4, 9), 9))
+
+
+@pytest.mark.parametrize("feed", [True, False])
+def test_bfloat16_products_train_close_to_float32(feed):
+    torch.manual_seed(5)
+    model = Seq2Seq(_config(attention="general", input_feeding=feed))
+    source, lengths, inputs, input_lengths = _batch(5)
+    full, _ = model(source, lengths, inputs, input_lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low, _ = model(source, lengths, inputs, input_lengths)
+    low.float().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    valid = torch.arange(5) < input_lengths.unsqueeze(1)
+    torch.testing.assert_close(low.float()[valid], full[valid], atol=0.05, rtol=0.05)
