@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -23,12 +24,13 @@ from torch import nn
 
 from bench.common import machine, race
 from rnnkit.attention import Scoring
-from rnnkit.batch import BatchingConfig
+from rnnkit.batch import BatchingConfig, pad_sequences
 from rnnkit.data.tsv import read_pairs
 from rnnkit.decode.seq2seq import SearchConfig, beam_search
 from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, seq2seq_cross_entropy
 from rnnkit.seq2seq import PAD_ID, Seq2Seq, Seq2SeqConfig
+from rnnkit.tasks.seq2seq import load_translator
 from rnnkit.tasks.seq2seq_data import Side, Units, collate, encode_pairs
 from rnnkit.train import Precision
 
@@ -139,21 +141,36 @@ def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: f
             "batches": len(train), "model": "BiLSTM 2x256 encoder, LSTM 512 decoder, general attention"}
 
 
-def decoding(data: Path, units: Units, count: int, beam: int) -> dict:
+def decoding(data: Path, units: Units, count: int, beam: int, model_dir: Path | None, repeats: int = 3) -> dict:
+    """Sentences/s of the batched beam search and of the same search one sentence at a time,
+    on a trained model's directory (or an untrained model of the default size)."""
     rows = read_pairs(data)[:count]
-    train, V_s, V_t = batches(data, units, count, 10**9)
-    torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, dropout=0.0)).eval()
-    (batch,) = train
+    if model_dir is not None:
+        translator, _ = load_translator(model_dir)
+        model = translator.model.eval()
+        ids = translator.source.items([p.source for p in rows])
+    else:
+        train, V_s, V_t = batches(data, units, count, 10**9)
+        torch.manual_seed(0)
+        model = Seq2Seq(Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, dropout=0.0)).eval()
+        ids = [train[0].inputs[i, :int(n)].tolist() for i, n in enumerate(train[0].lengths)]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of similar lengths, as translate does
     config = SearchConfig(beam=beam, max_ratio=1.5, max_extra=5)
-    rates = {}
-    for name, size in (("batched", 64), ("one_at_a_time", 1)):
+    def search(size: int) -> float:
         start = time.perf_counter()
-        for i in range(0, len(rows), size):
-            lengths = batch.lengths[i:i + size]
-            beam_search(model, batch.inputs[i:i + size, :int(lengths.max())], lengths, config)
-        rates[name] = len(rows) / (time.perf_counter() - start)
-    return {"beam": beam, "sentences_per_s": rates, "ratio": rates["batched"] / rates["one_at_a_time"]}
+        for i in range(0, len(order), size):
+            source, lengths = pad_sequences([torch.tensor(ids[j]) for j in order[i:i + size]])
+            beam_search(model, source, lengths, config)
+        return len(rows) / (time.perf_counter() - start)
+
+    search(64)  # warm up
+    runs: dict[str, list[float]] = {"batched": [], "one_at_a_time": []}
+    for _ in range(repeats):  # alternating
+        runs["batched"].append(search(64))
+        runs["one_at_a_time"].append(search(1))
+    rates = {name: statistics.median(r) for name, r in runs.items()}
+    return {"beam": beam, "model": str(model_dir or "untrained"), "sentences_per_s": rates,
+            "ratio": rates["batched"] / rates["one_at_a_time"]}
 
 
 def main() -> None:
@@ -168,14 +185,17 @@ def main() -> None:
     p.add_argument("--decode-count", type=int, default=256)
     p.add_argument("--bf16", action="store_true", help="also rnnkit with bfloat16 products (autocast)")
     p.add_argument("--no-decoding", action="store_true")
+    p.add_argument("--model", type=Path, default=None, help="a trained model for the decoding race")
+    p.add_argument("--no-training", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     units = Units(args.units)
-    report = {"machine": machine(), "threads": args.threads, "data": str(args.data),
-              "training": [training(args.data, units, args.pairs, args.batch_tokens, args.seconds, args.repeats,
-                                    feeding, args.bf16) for feeding in (True, False)]}
+    report = {"machine": machine(), "threads": args.threads, "data": str(args.data)}
+    if not args.no_training:
+        report["training"] = [training(args.data, units, args.pairs, args.batch_tokens, args.seconds, args.repeats,
+                                       feeding, args.bf16) for feeding in (True, False)]
     if not args.no_decoding:
-        report["decoding"] = decoding(args.data, units, args.decode_count, 5)
+        report["decoding"] = decoding(args.data, units, args.decode_count, 5, args.model)
     print(json.dumps(report, indent=2))
 
 
