@@ -185,3 +185,15 @@ def test_word_decoding_needs_a_character_model(trained, capsys):
     assert "--words:" in capsys.readouterr().err
     assert main(["asr", "transcribe", "--model", str(out), *files, "--lexicon", str(dev), "--threads", "1"]) == 1
     assert "not a character CTC model" in capsys.readouterr().err
+
+
+def test_asr_lm_writes_a_lexicon_and_word_ngram_that_decoding_reads(characters, tmp_path, capsys):
+    root, out, dev = characters
+    text = tmp_path / "text.txt"
+    text.write_text("a b\nb c a\nc c\n\na a b\n")
+    assert main(["asr", "lm", "--text", str(text), "--order", "2", "--out", str(tmp_path / "lm")]) == 0
+    assert (tmp_path / "lm" / "lexicon.txt").read_text().split() == ["a", "b", "c"]
+    capsys.readouterr()
+    assert main(["asr", "eval", "--model", str(out), "--data", str(dev), "--json", "--threads", "1", "--lexicon",
+                 str(tmp_path / "lm" / "lexicon.txt"), "--word-lm", str(tmp_path / "lm" / "words.arpa")]) == 0
+    assert _json(capsys)["words_wer"] < 0.35

@@ -61,3 +61,11 @@ def test_flite_phones_are_cmu_phones():
     assert flite_to_cmu("pau dh ax k ae t pau") == "DH AH K AE T".split()
     with pytest.raises(ValueError, match="flite phone 'qq' is not a CMU phone"):
         flite_to_cmu("pau qq pau")
+
+
+def test_lm_text_leaves_out_every_held_out_sentence(tmp_path):
+    from rnnkit.data.speech_corpus import write_lm_text
+    (tmp_path / "dev.tsv").write_text("wav/a.wav\tthe second one\n")
+    (tmp_path / "test.tsv").write_text("wav/b.wav\tthe third one\n")
+    path = write_lm_text(tmp_path, ["the first one", "the second one", "the third one", "a fourth"])
+    assert path.read_text().splitlines() == ["the first one", "a fourth"]

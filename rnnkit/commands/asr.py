@@ -25,12 +25,13 @@ from rnnkit.commands.common import (
     setup_inference,
     start_run,
 )
-from rnnkit.data.errors import DataError
+from rnnkit.data.errors import DataError, read_lines
 from rnnkit.features import SpecAugmentConfig
 from rnnkit.settings import COUNT, NONNEGATIVE, REAL, rule
 from rnnkit.tasks.acoustic import AcousticConfig, Architecture
 from rnnkit.tasks.asr import Decoding, Objective, SpeechData, load_recognizer, training_job
 from rnnkit.tasks.speech_data import Units, read_corpus, to_input_rate, write_alignments
+from rnnkit.tasks.words import word_files
 
 
 def _speeds(text: str) -> tuple[float, ...]:
@@ -121,6 +122,16 @@ def _align(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _lm(args: argparse.Namespace, argv: list[str]) -> int:
+    """A lexicon and a word n-gram for decoding a character model into words (--lexicon, --word-lm)."""
+    texts = [line for path in args.text for line in read_lines(path) if line.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in word_files(texts, args.order).items():
+        (args.out / name).write_text(text, encoding="utf-8")
+        print(args.out / name)
+    return 0
+
+
 def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
     p.add_argument("--beam", type=COUNT, default=beam, help="prefix beam search's width (1: greedy)")
     p.add_argument("--lm", type=Path, default=None,
@@ -189,6 +200,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     al.add_argument("--skip-bad", action="store_true", help="skip bad utterances (counted) instead of stopping")
     al.add_argument("--threads", type=COUNT, default=None, help="torch threads (default: every core)")
     al.set_defaults(run=_align)
+    lm = actions.add_parser("lm", help="a lexicon and a word n-gram from text, for --lexicon and --word-lm")
+    lm.add_argument("--text", type=Path, action="append", required=True, help="a sentence per line (repeatable)")
+    lm.add_argument("--order", type=rule(SpeechData, "word_lm_order"), default=3, help="the word n-gram's order")
+    lm.add_argument("--out", type=Path, required=True, help="folder for lexicon.txt and words.arpa")
+    lm.set_defaults(run=_lm)
     tr = actions.add_parser("transcribe", help="transcribe audio files: a line per file")
     tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     tr.add_argument("files", type=Path, nargs="+", help="audio files (wav, flac, ...)")

@@ -18,14 +18,16 @@ STRIPS = "digit-strips"  # composed from scikit-learn's digits: rnnkit.data.digi
 def _speech(force: bool, utterances: int) -> dict[str, Path]:
     out = cache_root() / SPEECH
     stamp = f"espeak-ng and flite, sword-text-web; {utterances} training utterances\n"
-    if (out / ".prepared").exists() and (out / ".prepared").read_text() == stamp and not force:
-        return {p.name.removesuffix(".tsv"): p for p in sorted(out.glob("*.tsv"))}
-    if out.exists():
-        shutil.rmtree(out)
     sentences = speech_corpus.bible_sentences(cache_root() / "web-sentences.txt")
-    paths = speech_corpus.build(out, sentences, train=utterances)
-    (out / ".prepared").write_text(stamp)
-    return paths
+    if not ((out / ".prepared").exists() and (out / ".prepared").read_text() == stamp) or force:
+        if out.exists():
+            shutil.rmtree(out)
+        speech_corpus.build(out, sentences, train=utterances)
+        (out / ".prepared").write_text(stamp)
+    if not (out / speech_corpus.LM_TEXT).exists():
+        speech_corpus.write_lm_text(out, sentences)
+    paths = {p.name.removesuffix(".tsv"): p for p in sorted(out.glob("*.tsv"))}
+    return paths | {"lm-text": out / speech_corpus.LM_TEXT}
 
 
 def _bible(force: bool) -> dict[str, Path]:

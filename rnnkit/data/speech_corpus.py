@@ -36,6 +36,7 @@ import soundfile
 from rnnkit.data.audio import read_audio
 
 SAMPLE_RATE = 16000
+LM_TEXT = "lm-text.txt"  # the Bible's sentences outside every test and dev set: text for language models
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5"]
 TEST_VARIANTS = ("m7", "f5")
@@ -225,3 +226,14 @@ def build(out: Path, sentences: list[str], train: int = 4000, dev: int = 300, te
                                     for audio, words, ph in rows), encoding="utf-8")
             paths[name] = path
     return paths
+
+
+def write_lm_text(out: Path, sentences: list[str]) -> Path:
+    """``out/lm-text.txt``: every sentence of ``sentences`` that no dev or test manifest under
+    ``out`` speaks (the training sentences included), one per line: text to fit language
+    models on without seeing a held-out sentence."""
+    held = {line.split("\t")[1] for name in ("dev.tsv", "test.tsv", "test-flite.tsv") if (out / name).exists()
+            for line in (out / name).read_text(encoding="utf-8").splitlines() if "\t" in line}
+    path = out / LM_TEXT
+    path.write_text("".join(f"{s}\n" for s in sentences if s not in held), encoding="utf-8")
+    return path

@@ -68,10 +68,8 @@ from rnnkit.tasks.words import (
     LEXICON_FILE,
     WORD_LM_FILE,
     WordLevel,
-    lexicon_text,
     load_word_level,
-    training_words,
-    word_lm_text,
+    word_files,
 )
 from rnnkit.train import StepOutput
 from rnnkit.vocab import Vocab
@@ -331,7 +329,8 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
                           config.stack, world.rank, world.size)
     files = {} if framewise else {LM_FILE: resumed_lm(resumed) if resumed else unit_lm(train, units, data.lm_order)}
     if data.units is Units.CHARS:
-        files.update(resumed_words(resumed) if resumed else word_files(train, data.word_lm_order))
+        files.update(resumed_words(resumed) if resumed else
+                     word_files([u.transcript for u in train.utterances], data.word_lm_order))
     metric = "per" if data.units is Units.PHONES else "cer"
 
     def evaluate(m: AcousticModel) -> dict[str, float]:
@@ -352,13 +351,6 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
 
 def resumed_lm(resumed: Checkpoint) -> str:
     return (resumed.path / LM_FILE).read_text(encoding="utf-8")
-
-
-def word_files(corpus: Corpus, order: int) -> dict[str, str]:
-    """A character model's lexicon and word n-gram, from the training transcripts."""
-    transcripts = [u.transcript for u in corpus.utterances]
-    words = training_words(transcripts)
-    return {LEXICON_FILE: lexicon_text(words), WORD_LM_FILE: word_lm_text(transcripts, words, order)}
 
 
 def resumed_words(resumed: Checkpoint) -> dict[str, str]:

@@ -48,6 +48,13 @@ def word_lm_text(transcripts: Sequence[str], words: Sequence[str], order: int) -
     return out.getvalue()
 
 
+def word_files(texts: Sequence[str], order: int) -> dict[str, str]:
+    """A character recognizer's lexicon and word n-gram fitted on ``texts`` (transcripts, or
+    any sentences of the domain): the model directory's two files."""
+    words = training_words(texts)
+    return {LEXICON_FILE: lexicon_text(words), WORD_LM_FILE: word_lm_text(texts, words, order)}
+
+
 @dataclass(frozen=True)
 class WordLevel:
     """What word decoding needs: the lexicon and its word LM (None: words unscored)."""
