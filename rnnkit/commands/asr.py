@@ -59,7 +59,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _decoding(args: argparse.Namespace, beam: int, words: bool = False) -> Decoding:
-    return Decoding(beam=beam, lm_weight=args.lm_weight, bonus=args.bonus, nbest=getattr(args, "nbest", 1),
+    weight, bonus = (args.word_lm_weight, args.word_bonus) if words else (args.lm_weight, args.bonus)
+    return Decoding(beam=beam, lm_weight=weight, bonus=bonus, nbest=getattr(args, "nbest", 1),
                     use_lm=not args.no_lm, prior_scale=args.prior_scale, words=words)
 
 
@@ -138,11 +139,12 @@ def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
                    help="an ARPA n-gram over the model's units (default: the one fitted on the training transcripts)")
     p.add_argument("--no-lm", action="store_true", help="beam search without a language model")
     p.add_argument("--lm-weight", type=NONNEGATIVE, default=None,
-                   help="α: the language model's weight (default: 0.5 for CTC, 0.8 for words, 1.0 for a framewise "
-                        "model's bigram)")
+                   help="α: the language model's weight (default: 0.5 for CTC, 1.0 for a framewise model's bigram)")
     p.add_argument("--bonus", type=REAL, default=None,
-                   help="β: a bonus per unit (per word with words) against the LM's short bias (default: 1.0 for "
-                        "CTC, 1.5 for words, 0 framewise)")
+                   help="β: a bonus per unit against the LM's short bias (default: 1.0 for CTC, 0 framewise)")
+    p.add_argument("--word-lm-weight", type=NONNEGATIVE, default=None,
+                   help="decoding into words: the word n-gram's weight (default 0.8)")
+    p.add_argument("--word-bonus", type=REAL, default=None, help="decoding into words: a bonus per word (default 1.5)")
     p.add_argument("--lexicon", type=Path, default=None,
                    help="character models: the words to decode into, one per line (default: the training words)")
     p.add_argument("--word-lm", type=Path, default=None,
