@@ -38,12 +38,7 @@ def attention_heatmap(weights: np.ndarray, source: Sequence[str], output: Sequen
     ax.xaxis.tick_top()
     if title:
         ax.set_title(title, pad=40 if len(source) else 6)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def score_by_length(curves: dict[str, Sequence[tuple[float, float]]], path: Path, xlabel: str = "source length",
@@ -58,9 +53,13 @@ def score_by_length(curves: dict[str, Sequence[tuple[float, float]]], path: Path
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
