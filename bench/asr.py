@@ -22,6 +22,7 @@ from torch import nn
 
 from bench.common import machine, race
 from rnnkit.batch import BatchingConfig
+from rnnkit.commands.process import keep_freed_memory
 from rnnkit.data.audio import read_audio
 from rnnkit.data.tsv import read_fields
 from rnnkit.features import FbankConfig, features
@@ -167,6 +168,7 @@ def main() -> None:
     p.add_argument("--decode-count", type=int, default=100)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as rnnkit's commands and bench.table2 do; the same for every column
     report = {"machine": machine(), "threads": args.threads,
               "training": training(args.corpus, args.utterances, args.seconds, args.repeats)}
     if args.model:

@@ -25,6 +25,7 @@ from torch import nn
 from bench.common import machine, race
 from rnnkit.attention import Scoring
 from rnnkit.batch import BatchingConfig, pad_sequences
+from rnnkit.commands.process import keep_freed_memory
 from rnnkit.data.tsv import read_pairs
 from rnnkit.decode.seq2seq import SearchConfig, beam_search
 from rnnkit.loader import SequenceLoader
@@ -189,6 +190,7 @@ def main() -> None:
     p.add_argument("--no-training", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as rnnkit's commands and bench.table2 do; the same for every column
     units = Units(args.units)
     report = {"machine": machine(), "threads": args.threads, "data": str(args.data)}
     if not args.no_training:

@@ -146,7 +146,7 @@ class VectorEncoder(nn.Module):
 class DecoderState:
     """The decoder's state between steps."""
 
-    rnn: tuple[Tensor, ...]  # the stack's state, each (L, N, ·) as the layer gives it
+    rnn: list[tuple[Tensor, ...]]  # each layer's cell state, tensors (N, ·)
     feed: Tensor | None  # (N, Hd) h̃(t-1) with input feeding, else None
     summary: Tensor  # (N, Z) the encoder's summary (feed_context reads it)
     memory: Memory | None  # the attention's memory
@@ -155,11 +155,16 @@ class DecoderState:
         """Rows ``index`` (N',) of every tensor: beam search's reordering. With
         ``same_sources`` each new row reads the same source as the row it replaces (a beam
         reordered within its source), so the source's summary and memory stay as they are."""
+        rnn = [tuple(s[index] for s in layer) for layer in self.rnn]
+        feed = None if self.feed is None else self.feed[index]
         if same_sources:
-            return DecoderState(tuple(s[:, index] for s in self.rnn), None if self.feed is None else self.feed[index],
-                                self.summary, self.memory)
-        return DecoderState(tuple(s[:, index] for s in self.rnn), None if self.feed is None else self.feed[index],
-                            self.summary[index], None if self.memory is None else self.memory.select(index))
+            return DecoderState(rnn, feed, self.summary, self.memory)
+        return DecoderState(rnn, feed, self.summary[index], None if self.memory is None else self.memory.select(index))
+
+    def stacked(self) -> Tensor | tuple[Tensor, ...]:
+        """The stack's state as its layer takes it: each tensor (L, N, ·)."""
+        parts = tuple(torch.stack(parts) for parts in zip(*self.rnn))
+        return parts if len(parts) > 1 else parts[0]
 
 
 class Decoder(nn.Module):
@@ -192,11 +197,12 @@ class Decoder(nn.Module):
         parts = []
         dtype = self.rnn.cells[0].weight_ih.dtype  # the state's, under autocast too
         for k, bridge in enumerate(self.bridge):
-            init = bridge(s).view(B, L, -1).transpose(0, 1).to(dtype)  # (L, B, n_k)
+            init = bridge(s).view(B, L, -1).to(dtype)  # (B, L, n_k)
             parts.append(torch.tanh(init) if k == 0 else init)  # h: tanh; an LSTM's cell: linear
+        rnn = [tuple(p[:, layer] for p in parts) for layer in range(L)]
         memory = None if self.attention is None else self.attention.prepare(encoded.memory, encoded.lengths)
         feed = s.new_zeros(B, self.config.out_hidden) if self.feeds else None
-        return DecoderState(tuple(parts), feed, s, memory)
+        return DecoderState(rnn, feed, s, memory)
 
     def _inputs(self, prev: Tensor, state: DecoderState) -> Tensor:
         x = [self.drop(self.embed(prev))]  # (N, [T,] E)
@@ -218,21 +224,17 @@ class Decoder(nn.Module):
         tilde = o if context is None else torch.tanh(self.combine(torch.cat([context, o], dim=-1)))  # h̃
         return self.out(self.drop(tilde)), tilde, alpha
 
-    def _rnn_state(self, state: DecoderState):
-        return state.rnn if len(state.rnn) > 1 else state.rnn[0]
-
     def step(self, prev: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: prev (N,) the previous symbols -> logits (N, V), the next state, and the
         attention weights (N, S) (None without attention). The stack's cells run one step
         each, with the layer's dropout between them."""
         x = self._inputs(prev, state)  # (N, width)
-        finals = []
+        rnn = []
         for layer, cell in enumerate(self.rnn.cells):
-            x, st = cell(x, tuple(s[layer] for s in state.rnn))  # x: (N, Hd)
-            finals.append(st)
+            x, st = cell(x, state.rnn[layer])  # x: (N, Hd)
+            rnn.append(st)
             if layer < len(self.rnn.cells) - 1 and self.rnn.dropout > 0:
                 x = nn.functional.dropout(x, self.rnn.dropout, self.training)
-        rnn = tuple(torch.stack(parts) for parts in zip(*finals))  # each (L, N, n_k)
         logits, tilde, alpha = self._output(x, state)
         return logits, DecoderState(rnn, tilde if self.feeds else None, state.summary, state.memory), alpha
 
@@ -244,7 +246,7 @@ class Decoder(nn.Module):
         decoder's own best guess at the step before instead of the true symbol, with
         probability p per sequence and step."""
         if not self.feeds and sampling == 0:  # no step reads the one before: the stack runs over all of it
-            o, _ = self.rnn(self._inputs(inputs, state), lengths, self._rnn_state(state))  # (B, T, Hd)
+            o, _ = self.rnn(self._inputs(inputs, state), lengths, state.stacked())  # (B, T, Hd)
             logits, _, alpha = self._output(o, state)
             return logits, alpha
         steps, alphas, prev = [], [], inputs[:, 0]

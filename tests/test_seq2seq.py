@@ -41,7 +41,7 @@ def test_a_decoder_step_against_torch_lstm_cell_and_the_attention_written_out():
         ref.bias_hh.zero_()
     state = model.encode(source, lengths)
     memory = model.encoder(source, lengths).memory  # (B, S, M)
-    h, c, feed = state.rnn[0][0], state.rnn[1][0], state.feed
+    (h, c), feed = state.rnn[0], state.feed
     for t in range(inputs.shape[1]):
         logits, state, alpha = dec.step(inputs[:, t], state)
         h, c = ref(torch.cat([dec.embed(inputs[:, t]), feed], 1), (h, c))
