@@ -172,3 +172,15 @@ def test_attention_plots_and_the_length_figure(trained, tmp_path, capsys, monkey
     assert (tmp_path / "len.png").stat().st_size > 1000
     assert main(["seq2seq", "plot-length", "--model", str(out), "--label", "a", "--label", "b", "--data", str(dev),
                  "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_translate_draws_reproducibly_and_top_k_one_is_greedy(trained, capsys, monkeypatch):
+    root, out, _ = trained
+    outputs = []
+    for extra in (["--temperature", "2", "--seed", "3"], ["--temperature", "2", "--seed", "3"],
+                  ["--temperature", "2", "--top-k", "1"], ["--beam", "1"]):
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a b c d e\nh g\n"))
+        capsys.readouterr()
+        assert main(["seq2seq", "translate", "--model", str(out), "--threads", "1", *extra]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[2] == outputs[3]

@@ -22,7 +22,7 @@ from rnnkit.commands.common import (
 )
 from rnnkit.data.errors import DataError
 from rnnkit.data.tsv import read_pairs
-from rnnkit.decode.seq2seq import SearchConfig
+from rnnkit.decode.seq2seq import SamplingConfig, SearchConfig
 from rnnkit.layers import CellKind
 from rnnkit.plots import attention_heatmap, score_by_length
 from rnnkit.seq2seq import Seq2SeqConfig
@@ -31,6 +31,7 @@ from rnnkit.tasks.seq2seq import (
     ModelKind,
     Seq2SeqData,
     SourceKind,
+    Translator,
     bleu_by_length,
     evaluate,
     load_translator,
@@ -129,7 +130,11 @@ def _translate(args: argparse.Namespace, argv: list[str]) -> int:
     lines = sys.stdin.read().splitlines()
     if not any(line.strip() for line in lines):
         raise DataError("<stdin>", None, "no lines to translate")
-    results = translator.decode(lines, _search(args))
+    sampling = None if args.temperature is None else SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed)
+    if sampling is not None and not isinstance(translator, Translator):
+        raise SettingError("temperature", "a baseline has nothing to draw from")
+    results = translator.decode(lines, _search(args), sampling=sampling) if sampling else \
+        translator.decode(lines, _search(args))
     if args.attention_plots is not None:
         _plot_attention(translator, lines, results, args.attention_plots)
     for line, hyps in zip(lines, results):
@@ -211,6 +216,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--model", type=Path, required=True, help="a training run's --out directory or its model/")
     tr.add_argument("--nbest", type=rule(SearchConfig, "nbest"), default=1,
                     help="print the N best as rank<TAB>score<TAB>output lines")
+    tr.add_argument("--temperature", type=rule(SamplingConfig, "temperature"), default=None,
+                    help="draw outputs (NBEST of them) from softmax(logits / T) instead of searching")
+    tr.add_argument("--top-k", type=rule(SamplingConfig, "top_k"), default=None, help="draw from the K best only")
+    tr.add_argument("--top-p", type=rule(SamplingConfig, "top_p"), default=None, help="draw from the nucleus P")
+    tr.add_argument("--seed", type=rule(SamplingConfig, "seed"), default=0, help="the draws' seed")
     tr.add_argument("--attention-plots", type=Path, default=None, metavar="FOLDER",
                     help="also draw each line's attention (its best output) as FOLDER/LINE.png")
     tr.add_argument("--device", default="cpu", help="cpu or cuda")

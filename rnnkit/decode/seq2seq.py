@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from rnnkit.decode.sampling import filter_logits
 from rnnkit.seq2seq import BOS_ID, EOS_ID, PAD_ID
-from rnnkit.settings import COUNT, NONNEGATIVE, check, setting
+from rnnkit.settings import COUNT, FRACTION, NATURAL, NONNEGATIVE, check, setting
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,20 @@ class SearchConfig:
     max_ratio: float = setting(2.0, NONNEGATIVE)  # maximum length: max_ratio · S + max_extra
     max_extra: int = setting(10, COUNT)
     length_penalty: float = setting(1.0, NONNEGATIVE)  # α: a hypothesis ranks by log P / |y|^α
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Drawing outputs instead of searching: softmax(logits / temperature) restricted to the
+    top_k best and the top_p nucleus (:func:`rnnkit.decode.sampling.filter_logits`)."""
+
+    temperature: float = setting(1.0, NONNEGATIVE)  # 0: greedy
+    top_k: int | None = setting(None, COUNT)
+    top_p: float | None = setting(None, FRACTION)
+    seed: int = setting(0, NATURAL)  # the draws' generator
 
     def __post_init__(self) -> None:
         check(self)

@@ -28,7 +28,7 @@ from rnnkit.batch import Batch, BatchingConfig, pad_sequences
 from rnnkit.checkpoint import Checkpoint, load_weights, read_config
 from rnnkit.data.split import hold_out
 from rnnkit.data.tsv import Pair, read_pairs
-from rnnkit.decode.seq2seq import Generated, SearchConfig, beam_search, greedy
+from rnnkit.decode.seq2seq import Generated, SamplingConfig, SearchConfig, beam_search, greedy, sample
 from rnnkit.distributed import SINGLE, World
 from rnnkit.loader import SequenceLoader
 from rnnkit.losses import Reduction, seq2seq_cross_entropy
@@ -156,11 +156,13 @@ class Translator:
     def __init__(self, model: nn.Module, source: TextSource | PictureSource, target: Side, batch_size: int = 64):
         self.model, self.source, self.target, self.batch_size = model, source, target, batch_size
 
-    def decode(self, lines: Sequence[str], search: SearchConfig | None = None,
-               manifest: Path | None = None) -> list[list[tuple[str, Generated]]]:
-        """Each line's ``search.nbest`` outputs, best first (beam 1: greedy), with their texts.
-        Lines are decoded in batches of similar length; symbols unseen in training are <unk>."""
+    def decode(self, lines: Sequence[str], search: SearchConfig | None = None, manifest: Path | None = None,
+               sampling: SamplingConfig | None = None) -> list[list[tuple[str, Generated]]]:
+        """Each line's ``search.nbest`` outputs, best first (beam 1: greedy), with their texts;
+        with ``sampling``, ``search.nbest`` draws instead. Lines are decoded in batches of
+        similar length; symbols unseen in training are <unk>."""
         search = search or SearchConfig(beam=1)
+        generator = None if sampling is None else torch.Generator().manual_seed(sampling.seed)
         device = next(self.model.parameters()).device
         items = self.source.items(lines, manifest)
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
@@ -172,6 +174,11 @@ class Translator:
             source, lengths = source.to(device), None if lengths is None else lengths.to(device)
             if isinstance(self.model, PositionClassifier):
                 found = [[Generated(ids, 0.0, 0.0, None)] for ids in self.model.decode(source)]
+            elif sampling is not None:
+                draws = [sample(self.model, source, lengths, search, temperature=sampling.temperature,
+                                top_k=sampling.top_k, top_p=sampling.top_p, generator=generator)
+                         for _ in range(search.nbest)]
+                found = [list(row) for row in zip(*draws)]
             elif search.beam == 1:
                 found = [[g] for g in greedy(self.model, source, lengths, search)]
             else:
