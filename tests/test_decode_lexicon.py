@@ -123,3 +123,8 @@ def test_arguments_are_checked():
         Lexicon(["a", "a"], [[A], [A]])
     with pytest.raises(ValueError, match="has no characters"):
         Lexicon(["a", ""], [[A], []])
+
+
+def test_no_hypothesis_when_every_survivor_ends_inside_a_word():
+    lp = torch.eye(4)[[A]].mul(6).log_softmax(1)[None].double()  # one frame: "a", and "ab" the only word
+    assert ctc_lexicon_beam_search(lp, [1], Lexicon(["ab"], [[A, B]]), SPACE, beam=1) == [[]]

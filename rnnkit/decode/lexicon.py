@@ -144,7 +144,8 @@ def ctc_lexicon_beam_search(log_probs: Tensor, lengths: LengthsLike, lexicon: Le
     (label 0 the end of sentence), weight ``alpha``; ``beta`` is a bonus per word. A
     hypothesis's ``labels`` are its characters (words joined by ``space``), its ``lm`` the
     word LM's log-probability of its words. Pruning and batching as
-    :func:`rnnkit.decode.ctc_prefix_beam_search`.
+    :func:`rnnkit.decode.ctc_prefix_beam_search`. An utterance's list is empty when every
+    hypothesis that survived the beam ends inside a word.
 
     Example:
         >>> lexicon = Lexicon(["ab", "b"], [[1, 2], [2]])  # labels: 0 blank, 1 a, 2 b, 3 space

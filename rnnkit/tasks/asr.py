@@ -16,7 +16,7 @@ import enum
 import io
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jiwer
@@ -232,14 +232,20 @@ class Recognizer:
         return hyps
 
     def _decode_words(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
+        """The lexicon search; an utterance whose surviving hypotheses all end inside a word
+        (the lexicon cannot cover it) is decoded by the search over characters instead."""
         if self.word_level is None:
             raise ValueError("word decoding needs a character model with a lexicon")
         alpha, beta = how.weights(Search.WORDS)
         words = self.word_level
         lm = words.lm if how.use_lm else None
-        return [ctc_lexicon_beam_search(lp[None], [len(lp)], words.lexicon, words.space, how.beam, blank=BLANK_ID,
-                                        lm=lm, alpha=alpha if lm else 0.0, beta=beta, nbest=how.nbest)[0]
-                for lp in log_probs]
+        hyps = []
+        for lp in log_probs:
+            found = ctc_lexicon_beam_search(lp[None], [len(lp)], words.lexicon, words.space, how.beam,
+                                            blank=BLANK_ID, lm=lm, alpha=alpha if lm else 0.0, beta=beta,
+                                            nbest=how.nbest)[0]
+            hyps.append(found or self.decode([lp], replace(how, words=False))[0])
+        return hyps
 
     def _decode_hybrid(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
         loop = self.hybrid.loop(*how.weights(Search.HYBRID))
