@@ -143,8 +143,8 @@ def _decode_flags(p: argparse.ArgumentParser, beam: int) -> None:
     p.add_argument("--bonus", type=REAL, default=None,
                    help="β: a bonus per unit against the LM's short bias (default: 1.0 for CTC, 0 framewise)")
     p.add_argument("--word-lm-weight", type=NONNEGATIVE, default=None,
-                   help="decoding into words: the word n-gram's weight (default 0.8)")
-    p.add_argument("--word-bonus", type=REAL, default=None, help="decoding into words: a bonus per word (default 1.5)")
+                   help="decoding into words: the word n-gram's weight (default 0.7)")
+    p.add_argument("--word-bonus", type=REAL, default=None, help="decoding into words: a bonus per word (default 0)")
     p.add_argument("--lexicon", type=Path, default=None,
                    help="character models: the words to decode into, one per line (default: the training words)")
     p.add_argument("--word-lm", type=Path, default=None,

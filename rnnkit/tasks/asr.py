@@ -155,7 +155,7 @@ class Search(enum.Enum):
     HYBRID = "hybrid"  # a framewise model's Viterbi over the phone loop with the phone bigram
 
 
-DEFAULT_WEIGHTS = {Search.UNITS: (0.5, 1.0), Search.WORDS: (0.8, 1.5), Search.HYBRID: (1.0, 0.0)}
+DEFAULT_WEIGHTS = {Search.UNITS: (0.5, 1.0), Search.WORDS: (0.7, 0.0), Search.HYBRID: (1.0, 0.0)}
 
 
 @dataclass
