@@ -106,6 +106,11 @@ def torch_loss(model, b):
     return model(b.inputs, b.lengths, b.extra["inputs"], b.targets, b.target_lengths)
 
 
+def torch_bf16_loss(model, b):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return torch_loss(model, b)
+
+
 def batches(data: Path, units: Units, pairs: int, batch_tokens: int):
     rows = read_pairs(data)[:pairs]
     source = Side.fit(units, [p.source for p in rows], 8000, 1)
@@ -134,11 +139,16 @@ def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: f
         torch.manual_seed(0)
         return Trainer(TorchSeq2Seq(config), train, torch_loss)
 
-    impls = {"rnnkit": ours, "torch": theirs} | ({"rnnkit-bf16": ours_bf16} if bf16 else {})
+    def theirs_bf16():
+        torch.manual_seed(0)
+        return Trainer(TorchSeq2Seq(config), train, torch_bf16_loss)
+
+    impls = {"rnnkit": ours, "torch": theirs} | ({"rnnkit-bf16": ours_bf16, "torch-bf16": theirs_bf16} if bf16 else {})
     results = race(impls, seconds, repeats)
     rates = {r.name: r.median for r in results}
     return {"input_feeding": feeding, "target_symbols_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"],
-            **({"ratio_bf16": rates["rnnkit-bf16"] / rates["torch"]} if bf16 else {}),
+            **({"ratio_bf16_to_torch": rates["rnnkit-bf16"] / rates["torch"],
+                "ratio_bf16_to_torch_bf16": rates["rnnkit-bf16"] / rates["torch-bf16"]} if bf16 else {}),
             "batches": len(train), "model": "BiLSTM 2x256 encoder, LSTM 512 decoder, general attention"}
 
 
@@ -184,7 +194,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--decode-count", type=int, default=256)
-    p.add_argument("--bf16", action="store_true", help="also rnnkit with bfloat16 products (autocast)")
+    p.add_argument("--bf16", action="store_true", help="also rnnkit and torch with bfloat16 products (autocast)")
     p.add_argument("--no-decoding", action="store_true")
     p.add_argument("--model", type=Path, default=None, help="a trained model for the decoding race")
     p.add_argument("--no-training", action="store_true")
