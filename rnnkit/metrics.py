@@ -72,3 +72,35 @@ def sequence_metrics(references: Sequence[Sequence[Sequence[str]]],
     n = len(hypotheses)
     return {"exact": exact / n if n else 0.0, "wer": 1 - exact / n if n else 0.0,
             "per": edits / length if length else 0.0, "count": float(n)}
+
+
+def forecast_errors(history: Sequence[float], actual: Sequence[float], forecast: Sequence[float],
+                    season: int = 1) -> dict[str, float]:
+    """One forecast's errors by M4's definitions (Makridakis et al. 2020), over its horizon:
+    ``mae``, ``rmse``, ``smape`` = 200/h · Σ|y − ŷ| / (|y| + |ŷ|) (percent), and ``mase`` =
+    MAE over the in-sample MAE of the seasonal naive forecast with period ``season`` (the
+    ``history`` before the forecast origin; a flat history's scale is taken as 1)."""
+    import numpy as np
+    y, f, x = (np.asarray(a, dtype=np.float64) for a in (actual, forecast, history))
+    if y.shape != f.shape or y.ndim != 1 or not len(y):
+        raise ValueError(f"actual and forecast must be equal, non-empty 1-D; got {y.shape} and {f.shape}")
+    if len(x) <= season:
+        raise ValueError(f"MASE needs more than season={season} values of history; got {len(x)}")
+    err = np.abs(y - f)
+    denom = np.abs(y) + np.abs(f)
+    smape = 200.0 * float(np.mean(np.divide(err, denom, out=np.zeros_like(err), where=denom > 0)))
+    scale = float(np.mean(np.abs(x[season:] - x[:-season])))
+    return {"mae": float(err.mean()), "rmse": float(np.sqrt(np.mean((y - f) ** 2))), "smape": smape,
+            "mase": float(err.mean() / (scale if scale > 0 else 1.0))}
+
+
+def owa(smape: float, mase: float, naive2_smape: float, naive2_mase: float) -> float:
+    """M4's overall weighted average: the mean of sMAPE and MASE, each relative to Naive2's."""
+    return 0.5 * (smape / naive2_smape + mase / naive2_mase)
+
+
+def coverage(actual: Sequence[float], lower: Sequence[float], upper: Sequence[float]) -> float:
+    """The share of actual values inside their prediction interval [lower, upper]."""
+    import numpy as np
+    y, lo, hi = (np.asarray(a, dtype=np.float64) for a in (actual, lower, upper))
+    return float(np.mean((y >= lo) & (y <= hi)))

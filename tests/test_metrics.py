@@ -4,7 +4,15 @@ with several references; BLEU and chrF are sacrebleu's."""
 
 import pytest
 
-from rnnkit.metrics import is_span_scheme, sequence_metrics, tagging_metrics, translation_metrics
+from rnnkit.metrics import (
+    coverage,
+    forecast_errors,
+    is_span_scheme,
+    owa,
+    sequence_metrics,
+    tagging_metrics,
+    translation_metrics,
+)
 
 
 def test_accuracy_and_unknown_accuracy():
@@ -51,3 +59,19 @@ def test_translation_metrics_are_sacrebleus():
     assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
     assert translation_metrics(refs, refs)["bleu"] == pytest.approx(100.0)
+
+
+def test_forecast_errors_by_hand():
+    history = [1.0, 2.0, 4.0, 3.0, 5.0]  # seasonal naive (m=2) in-sample errors: |4-1|, |3-2|, |5-4| -> 5/3
+    m = forecast_errors(history, actual=[6.0, 4.0], forecast=[5.0, 6.0], season=2)
+    assert m["mae"] == pytest.approx(1.5) and m["rmse"] == pytest.approx((0.5 * (1 + 4)) ** 0.5)
+    assert m["smape"] == pytest.approx(100 * (1 / 11 + 2 / 10))
+    assert m["mase"] == pytest.approx(1.5 / (5 / 3))
+    assert forecast_errors([3.0, 3.0, 3.0], [3.0], [4.0])["mase"] == pytest.approx(1.0)  # flat history: scale 1
+    with pytest.raises(ValueError, match="more than season=4"):
+        forecast_errors([1.0, 2.0], [1.0], [1.0], season=4)
+
+
+def test_owa_and_coverage_by_hand():
+    assert owa(10.0, 1.0, 20.0, 2.0) == pytest.approx(0.5)
+    assert coverage([1.0, 5.0, 3.0, 9.0], [0.0, 0.0, 3.0, 0.0], [2.0, 4.0, 4.0, 10.0]) == pytest.approx(0.75)

@@ -6,7 +6,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from rnnkit.data import bible, digit_strips, speech_corpus
+from rnnkit.data import bible, digit_strips, series_corpora, speech_corpus
 from rnnkit.data.corpora import CORPORA, cache_root, fetch
 from rnnkit.settings import COUNT
 
@@ -58,12 +58,21 @@ def _data(args: argparse.Namespace, argv: list[str]) -> int:
               "split by voice; words and CMU phones [espeak-ng, sword-text-web; licence: public domain text]")
         print(f"{BIBLE:16s} Spanish-English verse pairs, Reina-Valera 1909 and World English Bible, split by book "
               "[sword-text-sparv, sword-text-web; licence: public domain]")
+        for source in series_corpora.SOURCES.values():
+            print(f"{source.name:16s} {source.about}, season {source.season} [licence: {source.licence}]")
         print(f"{STRIPS:16s} strips of 1-8 handwritten digits (scikit-learn's 8x8 digits) and their digit strings "
               "[scikit-learn; licence: BSD]")
         print(f"cache: {cache_root()} (set RNNKIT_DATA to change)")
         return 0
     built = {SPEECH: lambda: _speech(args.force, args.utterances), BIBLE: lambda: _bible(args.force),
              STRIPS: lambda: _strips(args.force)}
+    if args.name in series_corpora.SOURCES:
+        out = cache_root() / "series"
+        path = out / f"{args.name}.csv"
+        if not path.exists() or args.force:
+            series_corpora.prepare(args.name, out)
+        print(f"{args.name}\t{path}")
+        return 0
     if args.name in built:
         for name, path in built[args.name]().items():
             print(f"{name}\t{path}")

