@@ -20,11 +20,12 @@ class Series:
 
 
 def read_csv_series(path: str | Path, columns: Sequence[str] | None = None,
-                    date_column: str | None = None) -> Series:
+                    date_column: str | None = None, missing: bool = False) -> Series:
     """Read ``columns`` (default: all but ``date_column``) of a comma-separated file with a header line.
 
     Values are parsed by ``float`` ("nan" and "inf" are accepted as written); an empty value is an
-    error, and so is a blank line between rows (a missing time step). Dates are kept as strings.
+    error (with ``missing``: NaN, a gap), and so is a blank line between rows (a missing time
+    step). Dates are kept as strings.
 
     Example:
         >>> s = read_csv_series("airline.csv", date_column="Month")  # Month,Passengers / 1949-01,112 / ...
@@ -61,6 +62,9 @@ def read_csv_series(path: str | Path, columns: Sequence[str] | None = None,
             raise DataError(path, n, f"expected {len(header)} comma-separated fields, got {len(row)}")
         for j, (name, i) in enumerate(zip(chosen, index)):
             if not row[i].strip():
+                if missing:
+                    values[t, j] = np.nan
+                    continue
                 raise DataError(path, n, f"missing value in column {name}")
             try:
                 values[t, j] = float(row[i])

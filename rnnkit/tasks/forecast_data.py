@@ -1,0 +1,176 @@
+"""A series to forecast, from a CSV file: a date column, the target column and exogenous
+columns; its frequency and season read from the dates; and the transforms a forecaster
+applies and inverts (log, differences, seasonal differences, standardisation).
+
+Dates: ``YYYY`` (yearly), ``YYYYQn`` (quarterly), ``YYYY-MM`` (monthly), ``YYYY-MM-DD``
+(daily, weekly) and ``YYYY-MM-DDTHH:MM`` (hourly, half-hourly, ...), the ISO forms
+:mod:`rnnkit.data.series_corpora` writes. Every step between rows must be the same (a
+calendar month, a quarter, a year, or a fixed time): a missing date, a repeated one or an
+irregular step is an error naming the line. A missing value (an empty field) is a gap,
+filled by linear interpolation between its neighbours, and counted in the notes; a series
+that starts or ends with one is an error. The season is the calendar cycle of the
+frequency, as M4 counts it (1 yearly, 4 quarterly, 12 monthly, 52 weekly, 7 daily, 24
+hourly, 48 half-hourly), unless given.
+
+Dimensions: T steps, C exogenous columns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from rnnkit.data.errors import DataError
+from rnnkit.data.series import read_csv_series
+
+SEASONS = {"yearly": 1, "quarterly": 4, "monthly": 12, "weekly": 52, "daily": 7, "hourly": 24, "half-hourly": 48}
+_FORMS = [(re.compile(r"^\d{4}$"), "Y"), (re.compile(r"^\d{4}Q[1-4]$"), "Q"), (re.compile(r"^\d{4}-\d{2}$"), "M"),
+          (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "D"), (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$"), "T")]
+
+
+def _ordinal(date: str, form: str) -> float:
+    """A position on the form's own scale: years, quarters or months counted, or seconds."""
+    if form == "Y":
+        return int(date)
+    if form == "Q":
+        return int(date[:4]) * 4 + int(date[5]) - 1
+    if form == "M":
+        return int(date[:4]) * 12 + int(date[5:7]) - 1
+    return datetime.fromisoformat(date).timestamp()
+
+
+def frequency(dates: list[str], path: Path | str, first_line: int = 2) -> tuple[str, float]:
+    """The dates' frequency name and step; an irregular, repeated or unreadable date names its line."""
+    forms = [f for pattern, f in _FORMS if pattern.match(dates[0])]
+    if not forms:
+        raise DataError(path, first_line, f"date {dates[0]!r} is not YYYY, YYYYQn, YYYY-MM, YYYY-MM-DD or "
+                                          "YYYY-MM-DDTHH:MM")
+    form = forms[0]
+    positions = []
+    for n, d in enumerate(dates):
+        try:
+            if not next(p for p, f in _FORMS if f == form).match(d):
+                raise ValueError
+            positions.append(_ordinal(d, form))
+        except ValueError:
+            raise DataError(path, first_line + n, f"date {d!r} is not in the first row's form") from None
+    if len(positions) < 2:
+        raise DataError(path, None, "a series needs at least two dates")
+    steps = np.diff(positions)
+    step = steps[0]
+    for n, s in enumerate(steps):
+        if s <= 0:
+            raise DataError(path, first_line + n + 1, f"date {dates[n + 1]} does not come after {dates[n]}")
+        if s != step:
+            raise DataError(path, first_line + n + 1, f"irregular dates: {dates[n]} to {dates[n + 1]}, where the "
+                                                      f"series steps by {dates[1]} - {dates[0]} (a missing date?)")
+    if form in "YQM":
+        return {"Y": "yearly", "Q": "quarterly", "M": "monthly"}[form], step
+    names = {timedelta(weeks=1): "weekly", timedelta(days=1): "daily", timedelta(hours=1): "hourly",
+             timedelta(minutes=30): "half-hourly"}
+    return names.get(timedelta(seconds=float(step)), f"every {timedelta(seconds=float(step))}"), step
+
+
+@dataclass
+class SeriesData:
+    """A target series with its exogenous columns, read and checked."""
+
+    target: np.ndarray  # (T,) float64
+    exog: np.ndarray  # (T, C) float64; C may be 0
+    dates: list[str]
+    frequency: str
+    season: int
+    names: tuple[str, list[str]]  # the target's column and the exogenous ones
+    notes: list[str] = field(default_factory=list)
+
+
+def read_series(path: Path, column: str | None = None, exog: list[str] | None = None, date_column: str = "date",
+                season: int | None = None) -> SeriesData:
+    """``column`` (default: the first after the date) and ``exog`` of a CSV series."""
+    header = [h.strip() for h in Path(path).read_text(encoding="utf-8").split("\n", 1)[0].split(",")]
+    if date_column not in header:
+        raise DataError(path, 1, f"no date column {date_column!r} (--date-column); the columns are {', '.join(header)}")
+    column = column or next((h for h in header if h != date_column), None)
+    exog = list(exog or [])
+    if column in exog:
+        raise DataError(path, 1, f"{column!r} is the target; it cannot be an exogenous column too")
+    series = read_csv_series(path, [column, *exog], date_column, missing=True)
+    freq, _ = frequency(series.dates, path)
+    values, notes = series.values.copy(), []
+    for j, name in enumerate(series.columns):
+        gaps = np.isnan(values[:, j])
+        if gaps[0] or gaps[-1]:
+            raise DataError(path, 2 if gaps[0] else len(gaps) + 1, f"column {name} starts or ends with a missing "
+                                                                  f"value: nothing to interpolate from")
+        if gaps.any():
+            values[gaps, j] = np.interp(np.flatnonzero(gaps), np.flatnonzero(~gaps), values[~gaps, j])
+            notes.append(f"{path}: {int(gaps.sum())} missing values of {name} interpolated linearly")
+    season = season or SEASONS.get(freq, 1)
+    return SeriesData(values[:, 0], values[:, 1:], series.dates, freq, season, (column, exog), notes)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    log: bool = False  # forecast log(y) (a positive series whose variance grows with its level)
+    difference: bool = False  # the first difference taken
+    seasonal_difference: bool = False  # y(t) - y(t - season) taken first
+    standardise: bool = True  # to zero mean and unit variance over the training history
+
+
+
+class Transform:
+    """y -> z and back: log, then the seasonal difference, then the first difference, then
+    standardisation; fitted on a history and inverted on forecasts that follow it."""
+
+    def __init__(self, config: TransformConfig, season: int):
+        self.config, self.season = config, season
+        self.mean, self.std = 0.0, 1.0
+        self.tail: np.ndarray | None = None  # the last values the differences need, in the log domain
+
+    def fit(self, history: np.ndarray) -> Transform:
+        c = self.config
+        if c.log and (history <= 0).any():
+            raise ValueError("log needs a positive series (--log)")
+        x = np.log(history) if c.log else np.asarray(history, dtype=np.float64)
+        self.tail = x.copy()
+        z = self._differences(x)
+        if c.standardise:
+            self.mean, self.std = float(z.mean()), float(z.std()) or 1.0
+        return self
+
+    def _differences(self, x: np.ndarray) -> np.ndarray:
+        if self.config.seasonal_difference:
+            x = x[self.season:] - x[:-self.season]
+        if self.config.difference:
+            x = np.diff(x)
+        return x
+
+    def apply(self, history: np.ndarray) -> np.ndarray:
+        """(T',) the model's inputs for a history (T' = T minus the values the differences take)."""
+        x = np.log(history) if self.config.log else np.asarray(history, dtype=np.float64)
+        return (self._differences(x) - self.mean) / self.std
+
+    @property
+    def lost(self) -> int:
+        """Values of a history the differences use up."""
+        return self.season * self.config.seasonal_difference + self.config.difference
+
+    def invert(self, z: np.ndarray) -> np.ndarray:
+        """(..., h) forecasts of z after the fitted history -> forecasts of y."""
+        d = np.asarray(z, dtype=np.float64) * self.std + self.mean
+        tail, m = self.tail, self.season
+        if self.config.difference:  # s(T+k) = s(T-1) + the differences summed
+            last = tail[-1] - tail[-1 - m] if self.config.seasonal_difference else tail[-1]
+            d = last + np.cumsum(d, axis=-1)
+        if self.config.seasonal_difference:
+            h = d.shape[-1]
+            out = np.empty_like(d)
+            for k in range(h):  # y(T+k) = d(T+k) + y(T+k-m)
+                prev = tail[len(tail) - m + k] if k < m else out[..., k - m]
+                out[..., k] = d[..., k] + prev
+            d = out
+        return np.exp(d) if self.config.log else d

@@ -1,0 +1,58 @@
+"""A series to forecast: each date form's frequency and season, irregular, repeated and
+missing dates named by line, gaps interpolated and counted, bad values named by file, line
+and column, and every transform inverted exactly on the values that follow its history."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rnnkit.data.errors import DataError
+from rnnkit.tasks.forecast_data import Transform, TransformConfig, read_series
+
+
+def _csv(tmp_path, text):
+    path = tmp_path / "s.csv"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("dates,freq,season", [
+    (["1990", "1991", "1992"], "yearly", 1), (["1990Q4", "1991Q1", "1991Q2"], "quarterly", 4),
+    (["1990-11", "1990-12", "1991-01"], "monthly", 12), (["2020-01-06", "2020-01-13", "2020-01-20"], "weekly", 52),
+    (["2020-03-30", "2020-03-31", "2020-04-01"], "daily", 7),
+    (["2021-05-01T23:00", "2021-05-01T23:30", "2021-05-02T00:00"], "half-hourly", 48)])
+def test_frequency_and_season_from_the_dates(tmp_path, dates, freq, season):
+    s = read_series(_csv(tmp_path, "date,y\n" + "".join(f"{d},{i}\n" for i, d in enumerate(dates))))
+    assert (s.frequency, s.season, s.target.tolist()) == (freq, season, [0.0, 1.0, 2.0])
+
+
+def test_bad_dates_and_values_are_named(tmp_path):
+    for text, message in (("date,y\n1990-01,1\n1990-02,2\n1990-04,3\n", "s.csv:4: irregular dates: 1990-02 to 1990-04"),
+                          ("date,y\n1990,1\n1990,2\n", "s.csv:3: date 1990 does not come after 1990"),
+                          ("date,y\n1990,1\n1991-01,2\n", "s.csv:3: date '1991-01' is not in the first row's form"),
+                          ("date,y\nsoon,1\nlater,2\n", "s.csv:2: date 'soon' is not YYYY"),
+                          ("date,y\n1990,1\n1991,x\n", "s.csv:3: bad number 'x' in column y"),
+                          ("date,y\n1990,\n1991,2\n1992,3\n", "s.csv:2: column y starts or ends with a missing value"),
+                          ("when,y\n1990,1\n", "no date column 'date' (--date-column)")):
+        with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            read_series(_csv(tmp_path, text))
+
+
+def test_gaps_are_interpolated_and_counted(tmp_path):
+    s = read_series(_csv(tmp_path, "date,y,x\n1990,1,5\n1991,,6\n1992,,7\n1993,4,8\n"), "y", ["x"])
+    assert s.target.tolist() == [1.0, 2.0, 3.0, 4.0] and s.exog[:, 0].tolist() == [5.0, 6.0, 7.0, 8.0]
+    assert s.notes == [f"{tmp_path / 's.csv'}: 2 missing values of y interpolated linearly"]
+
+
+@pytest.mark.parametrize("log,difference,seasonal", list(itertools.product([False, True], repeat=3)))
+def test_every_transform_inverts_exactly(log, difference, seasonal):
+    t = np.arange(48)
+    y = np.exp(0.03 * t) * (10 + 3 * np.sin(t * 2 * np.pi / 12)) + 0.1 * np.cos(t)
+    config = TransformConfig(log=log, difference=difference, seasonal_difference=seasonal)
+    transform = Transform(config, 12).fit(y[:36])
+    z = transform.apply(y)  # the whole series with the history's statistics
+    assert len(z) == 48 - transform.lost
+    np.testing.assert_allclose(transform.invert(z[-12:]), y[36:], rtol=1e-10)
+    np.testing.assert_allclose(transform.invert(np.stack([z[-12:], z[-12:]])), np.stack([y[36:], y[36:]]),
+                               rtol=1e-10)  # a batch of forecasts too
