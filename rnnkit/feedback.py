@@ -66,13 +66,19 @@ class JordanCell(Cell):
 
 
 class NARXCell(Cell):
-    """NARX step: tapped delay lines of past inputs and past outputs.
+    """NARX step: tapped delay lines of past inputs and past outputs, and (NARMAX) of past
+    prediction errors.
 
-        h(t) = act(W_x x(t) + Σ_{l=1..L} W_l x(t-l) + Σ_{k=1..K} V_k y(t-k) + b_h)
+        h(t) = act(W_x x(t) + Σ_{l=1..L} W_l x(t-l) + Σ_{k=1..K} V_k y(t-k) + Σ_{q=1..Q} U_q e(t-q) + b_h)
         y(t) = out(W_hy h(t) + b_y)
 
-    State: (x_hist (B, L·I), y_hist (B, K·O)), newest first; the layer shows
-    them as (B, L, I) and (B, K, O).
+    where y(t-k) is the fed-back value (the truth in open loop, the prediction in closed
+    loop) and e(t-q) = y_true(t-q) − ŷ(t-q) the error of the prediction made then: known
+    when the truth is fed back (:meth:`feed`), 0 in closed loop (a future error's
+    expectation). K = 0 with Q = 0 reads the inputs only (one series from others).
+
+    State: (x_hist (B, L·I), y_hist (B, K·O)), and e_hist (B, Q·O) when Q > 0, newest
+    first; the layer shows them as (B, L, I), (B, K, O) and (B, Q, O).
 
     Example:
         >>> cell = NARXCell(1, 16, 1, input_delays=3, output_delays=2)
@@ -80,22 +86,26 @@ class NARXCell(Cell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, *,
-                 input_delays: int, output_delays: int,
+                 input_delays: int, output_delays: int, error_delays: int = 0,
                  activation: Activation = Activation.TANH,
                  output_activation: Activation | None = None):
         super().__init__()
         check_sizes(self, hidden_size=hidden_size, output_size=output_size)  # input_size 0: no exogenous input
-        if input_delays < 0 or output_delays < 1:
-            raise ValueError(f"input_delays must be >= 0 and output_delays >= 1; "
-                             f"got {input_delays} and {output_delays}")
+        if input_delays < 0 or output_delays < 0 or error_delays < 0:
+            raise ValueError(f"input_delays, output_delays and error_delays must be >= 0; "
+                             f"got {input_delays}, {output_delays} and {error_delays}")
+        if output_delays == 0 and (error_delays or not input_size):
+            raise ValueError("output_delays 0 reads the inputs only: it needs input_size > 0 and no error_delays "
+                             "(an error needs the prediction fed back)")
         I, H, O = input_size, hidden_size, output_size
         self.input_size, self.hidden_size, self.output_size = I, H, O
-        self.input_delays, self.output_delays = input_delays, output_delays
-        self.state_sizes = (input_delays * I, output_delays * O)
+        self.input_delays, self.output_delays, self.error_delays = input_delays, output_delays, error_delays
+        self.state_sizes = (input_delays * I, output_delays * O) + ((error_delays * O,) if error_delays else ())
         self.activation, self.output_activation = activation, output_activation
         self.weight_ih = nn.Parameter(torch.empty(H, I))  # (H, I): x(t)
         self.weight_dh = nn.Parameter(torch.empty(H, input_delays * I))  # (H, L·I): x(t-1..t-L)
         self.weight_yh = nn.Parameter(torch.empty(H, output_delays * O))  # (H, K·O): y(t-1..t-K)
+        self.weight_eh = nn.Parameter(torch.empty(H, error_delays * O)) if error_delays else None  # (H, Q·O)
         self.bias_h = nn.Parameter(torch.empty(H))  # (H,)
         self.weight_hy = nn.Parameter(torch.empty(O, H))  # (O, H)
         self.bias_y = nn.Parameter(torch.empty(O))  # (O,)
@@ -106,24 +116,36 @@ class NARXCell(Cell):
         return torch.cat([nn.functional.linear(x, self.weight_ih, self.bias_h), x], dim=-1)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
-        x_hist, y_hist = state  # (B, L·I), (B, K·O)
-        H, I = self.hidden_size, self.input_size
+        x_hist, y_hist = state[:2]  # (B, L·I), (B, K·O)
+        H, I, O = self.hidden_size, self.input_size, self.output_size
         pre, x = xp[:, :H], xp[:, H:]  # (B, H), (B, I)
-        pre = torch.addmm(pre, y_hist, self.weight_yh.t())
+        if self.output_delays:
+            pre = torch.addmm(pre, y_hist, self.weight_yh.t())
         if self.input_delays:
             pre = torch.addmm(pre, x_hist, self.weight_dh.t())
+        if self.error_delays:
+            pre = torch.addmm(pre, state[2], self.weight_eh.t())
         h = self.activation(pre)  # (B, H)
         y = nn.functional.linear(h, self.weight_hy, self.bias_y)  # (B, O)
         if self.output_activation is not None:
             y = self.output_activation(y)
         x_hist = torch.cat([x, x_hist[:, :x_hist.shape[1] - I]], dim=1)  # (B, L·I)
-        y_hist = torch.cat([y, y_hist[:, :y_hist.shape[1] - y.shape[1]]], dim=1)  # (B, K·O)
-        return y, (x_hist, y_hist)
+        y_hist = torch.cat([y, y_hist[:, :y_hist.shape[1] - O]], dim=1)[:, :y_hist.shape[1]]  # (B, K·O)
+        if not self.error_delays:
+            return y, (x_hist, y_hist)
+        e_hist = torch.cat([torch.zeros_like(y), state[2][:, :state[2].shape[1] - O]], dim=1)  # (B, Q·O): e(t) = 0
+        return y, (x_hist, y_hist, e_hist)
 
     def feed(self, state: State, value: Tensor) -> State:
-        """The state ``recur`` returned, with ``value`` (B, O) fed back instead of y(t)."""
-        x_hist, y_hist = state
-        return x_hist, torch.cat([value, y_hist[:, self.output_size:]], dim=1)  # (B, K·O)
+        """The state ``recur`` returned, with ``value`` (B, O) fed back instead of y(t) (and
+        e(t) = value − y(t) as the newest error)."""
+        O = self.output_size
+        x_hist, y_hist = state[:2]
+        fed = torch.cat([value, y_hist[:, O:]], dim=1)[:, :y_hist.shape[1]]  # (B, K·O)
+        if not self.error_delays:
+            return x_hist, fed
+        e_hist = torch.cat([value - y_hist[:, :O], state[2][:, O:]], dim=1)  # (B, Q·O)
+        return x_hist, fed, e_hist
 
 
 class OutputFeedback(nn.Module):
@@ -224,7 +246,8 @@ class Jordan(OutputFeedback):
 
 
 class NARX(OutputFeedback):
-    """NARX layer. State: (x_hist (B, L, I), y_hist (B, K, O)), newest first.
+    """NARX layer (NARMAX with ``error_delays`` > 0). State: (x_hist (B, L, I), y_hist (B,
+    K, O)) and e_hist (B, Q, O) when Q > 0, newest first.
 
     Example:
         >>> net = NARX(2, 32, 1, input_delays=4, output_delays=4)
@@ -233,19 +256,19 @@ class NARX(OutputFeedback):
         >>> future, _ = net.forecast(state, 10, x=torch.randn(8, 10, 2))
     """
 
-    state_names = ("x_hist", "y_hist")
-
     def __init__(self, input_size: int, hidden_size: int, output_size: int, *,
-                 input_delays: int, output_delays: int,
+                 input_delays: int, output_delays: int, error_delays: int = 0,
                  activation: Activation = Activation.TANH,
                  output_activation: Activation | None = None):
         super().__init__(NARXCell(input_size, hidden_size, output_size, input_delays=input_delays,
-                                  output_delays=output_delays, activation=activation,
+                                  output_delays=output_delays, error_delays=error_delays, activation=activation,
                                   output_activation=output_activation))
+        self.state_names = ("x_hist", "y_hist", "e_hist")[:len(self.cell.state_sizes)]
 
     def _state_shapes(self, batch: int) -> list[tuple[int, ...]]:
         c = self.cell
-        return [(batch, c.input_delays, c.input_size), (batch, c.output_delays, c.output_size)]
+        shapes = [(batch, c.input_delays, c.input_size), (batch, c.output_delays, c.output_size)]
+        return shapes + ([(batch, c.error_delays, c.output_size)] if c.error_delays else [])
 
     def _layer_state(self, s: State, batch: int) -> tuple[Tensor, Tensor]:
         return tuple(p.view(shape) for p, shape in zip(s, self._state_shapes(batch)))

@@ -1,6 +1,6 @@
-"""Jordan and NARX: each step against the equations, open loop feeds the truth,
-closed loop feeds predictions, forecast continues the sequence, chunk = whole,
-batch invariance, float64 gradcheck."""
+"""Jordan, NARX and NARMAX: each step against the equations (the error terms too), open
+loop feeds the truth, closed loop feeds predictions (and zero errors), forecast continues
+the sequence, chunk = whole, batch invariance, float64 gradcheck, the inputs-only NARX."""
 
 import pytest
 import torch
@@ -41,10 +41,37 @@ def test_narx_cell_equations():
     torch.testing.assert_close(ys.view(B, 3, O), torch.stack([y, y_hist[:, 0], y_hist[:, 1]], 1))
 
 
+def test_narmax_error_terms():
+    net = NARX(I, H, O, input_delays=1, output_delays=2, error_delays=2)
+    c = net.cell
+    x, x_hist, y_hist, e_hist = torch.randn(B, I), torch.randn(B, I), torch.randn(B, 2 * O), torch.randn(B, 2 * O)
+    pre = x @ c.weight_ih.T + c.bias_h + x_hist @ c.weight_dh.T + y_hist @ c.weight_yh.T + e_hist @ c.weight_eh.T
+    expected = torch.tanh(pre) @ c.weight_hy.T + c.bias_y
+    y, (xs, ys, es) = c(x, (x_hist, y_hist, e_hist))
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(es, torch.cat([torch.zeros(B, O), e_hist[:, :O]], 1))  # closed loop: e(t) = 0
+    truth = torch.randn(B, O)
+    _, ys, es = c.feed((xs, ys, es), truth)
+    torch.testing.assert_close(es[:, :O], truth - y)  # open loop: e(t) = y_true(t) - ŷ(t)
+    torch.testing.assert_close(ys[:, :O], truth)
+
+
+def test_an_inputs_only_narx_is_a_window_over_the_inputs():
+    net = NARX(I, H, O, input_delays=2, output_delays=0)
+    x = torch.randn(B, T, I)
+    y_open, _ = net(x, targets=torch.randn(B, T, O))
+    torch.testing.assert_close(y_open, net(x)[0])  # nothing is fed back
+    c = net.cell
+    pre = x[:, 4] @ c.weight_ih.T + c.bias_h + torch.cat([x[:, 3], x[:, 2]], 1) @ c.weight_dh.T
+    torch.testing.assert_close(y_open[:, 4], torch.tanh(pre) @ c.weight_hy.T + c.bias_y)
+
+
 NETS = {
     "jordan": lambda: Jordan(I, H, O),
     "narx": lambda: NARX(I, H, O, input_delays=3, output_delays=2),
     "narx_no_exogenous": lambda: NARX(0, H, O, input_delays=0, output_delays=4),
+    "narmax": lambda: NARX(I, H, O, input_delays=1, output_delays=2, error_delays=3),
+    "narx_inputs_only": lambda: NARX(I, H, O, input_delays=2, output_delays=0),
 }
 
 
@@ -148,8 +175,10 @@ def test_bad_settings_name_the_setting():
         Jordan(I, H, O)(torch.randn(B, T, I), targets=torch.randn(B, T, O), teacher_forcing=1.5)
     with pytest.raises(ValueError, match="targets"):
         Jordan(I, H, O)(torch.randn(B, T, I), targets=torch.randn(B, T + 1, O))
-    with pytest.raises(ValueError, match="output_delays"):
-        NARX(I, H, O, input_delays=1, output_delays=0)
+    with pytest.raises(ValueError, match="output_delays 0 reads the inputs only"):
+        NARX(0, H, O, input_delays=1, output_delays=0)
+    with pytest.raises(ValueError, match="output_delays 0 reads the inputs only"):
+        NARX(I, H, O, input_delays=1, output_delays=0, error_delays=1)
     with pytest.raises(ValueError, match=r"x \(B=3"):
         NARX(I, H, O, input_delays=1, output_delays=1).forecast(
             (torch.zeros(B, 1, I), torch.zeros(B, 1, O)), 4)
