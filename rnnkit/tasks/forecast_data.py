@@ -174,3 +174,19 @@ class Transform:
                 out[..., k] = d[..., k] + prev
             d = out
         return np.exp(d) if self.config.log else d
+
+
+def auto_transform(y: np.ndarray) -> TransformConfig:
+    """The transforms a forecaster of ``y`` defaults to: log for a positive series whose
+    level changes by a factor of 2 or more (so its variations scale with it), the first
+    difference while a KPSS test rejects level stationarity at 5% (as ARIMA's d)."""
+    import warnings
+
+    from statsmodels.tsa.stattools import kpss
+    y = np.asarray(y, dtype=np.float64)
+    log = bool((y > 0).all() and y.max() >= 2 * y.min())
+    x = np.log(y) if log else y
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # KPSS's p-value table bounds
+        difference = len(x) > 10 and kpss(x, nlags="auto")[1] < 0.05
+    return TransformConfig(log=log, difference=bool(difference))

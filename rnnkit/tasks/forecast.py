@@ -1,0 +1,269 @@
+"""Forecasting a series with recurrent networks: training on windows of the transformed
+history, forecasting with prediction intervals, and the model directory.
+
+A history y (T,) with exogenous columns u (T, C) is transformed (:mod:`rnnkit.tasks.forecast_data`)
+into z. One-step models (``narx``, ``lstm``, ``gru``, ``elman``, ``tdnn``) train teacher-
+forced on windows of ``window`` consecutive steps, scored by the Gaussian negative
+log-likelihood; they forecast closed loop (their own values fed back), the point forecast
+being the path of means and the interval the quantiles of ``paths`` sample paths (each value
+drawn from its Gaussian and fed back). The direct strategy (``--strategy direct``) trains an
+encoder over ``window`` steps to give all ``horizon`` values at once (means and Gaussian
+intervals). The last ``horizon`` steps of the history are held out: training stops when
+their closed-loop MAE has not improved for ``patience`` epochs, and the best epoch's
+weights are kept. Forecasts are inverted back to y's scale.
+
+Future exogenous values must be given for every forecast step (the known covariates of the
+notes' solar and wind set-up; ``exog_only`` reads them alone, without the target's past).
+
+Dimensions: T history, W window, C exogenous columns, h horizon, P paths.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.batch import Batch
+from rnnkit.layers import CellKind
+from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
+from rnnkit.tasks.forecast_baselines import Forecast
+from rnnkit.tasks.forecast_data import Transform, TransformConfig
+from rnnkit.tasks.forecast_models import (
+    DirectForecaster,
+    NARXForecaster,
+    RecurrentAR,
+    TDNNForecaster,
+    gaussian_nll,
+    iterate,
+)
+from rnnkit.train import Callback, FitConfig, FitState, StepOutput, fit
+
+
+class ModelKind(enum.Enum):
+    NARX = "narx"
+    LSTM = "lstm"
+    GRU = "gru"
+    ELMAN = "elman"
+    TDNN = "tdnn"
+
+
+class Strategy(enum.Enum):
+    RECURSIVE = "recursive"  # one step at a time, each fed back
+    DIRECT = "direct"  # all horizon values at once from an encoder
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    horizon: int = setting(1, COUNT)  # h, steps forecast
+    model: ModelKind = ModelKind.LSTM
+    strategy: Strategy = Strategy.RECURSIVE
+    hidden: int = setting(32, COUNT)  # units of the recurrent (NARX, TDNN: hidden) layer
+    layers: int = setting(1, COUNT)  # recurrent layers
+    window: int = setting(0, NATURAL)  # steps a training window holds (0: 4 seasons, 3 horizons, at least 24)
+    delays: int = setting(0, NATURAL)  # NARX's and TDNN's taps of the past (0: the season, at least 4)
+    error_delays: int = setting(0, NATURAL)  # NARMAX: taps of past errors
+    exog_only: bool = False  # NARX: the exogenous columns alone (no past of the target)
+    dropout: float = setting(0.0, FRACTION)
+    level: float = setting(0.8, FRACTION)  # the prediction interval's coverage
+    paths: int = setting(200, COUNT)  # sample paths of a recursive model's interval
+    epochs: int = setting(300, COUNT)  # the most passes over the windows
+    patience: int = setting(30, COUNT)  # epochs without a better held-out MAE before stopping
+    lr: float = setting(3e-3, POSITIVE)  # Adam's learning rate
+    batch_size: int = setting(32, COUNT)  # windows per update
+    seed: int = setting(0, NATURAL)  # weights, window order, sample paths
+    transform: TransformConfig = field(default_factory=TransformConfig)
+
+    def __post_init__(self) -> None:
+        check(self)
+        for name, kind in (("model", ModelKind), ("strategy", Strategy)):
+            if not isinstance(getattr(self, name), kind):
+                object.__setattr__(self, name, kind(getattr(self, name)))
+        if isinstance(self.transform, dict):
+            object.__setattr__(self, "transform", TransformConfig(**self.transform))
+        if self.strategy is Strategy.DIRECT and self.model in (ModelKind.NARX, ModelKind.TDNN):
+            raise SettingError("strategy", f"direct needs a recurrent encoder (lstm, gru, elman), not "
+                                           f"{self.model.value}")
+        if (self.exog_only or self.error_delays) and self.model is not ModelKind.NARX:
+            raise SettingError("exog_only" if self.exog_only else "error_delays", "is NARX's (--model narx)")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "model": self.model.value, "strategy": self.strategy.value}
+
+
+def taps(config: ForecastConfig, season: int) -> int:
+    return config.delays or max(season, 4)
+
+
+def window_length(config: ForecastConfig, season: int, available: int) -> int:
+    """W: the configured window, or 4 seasons and 3 horizons (at least 24), as long as the
+    series allows; a series too short for any window is an error."""
+    wanted = config.window or max(4 * season, 3 * config.horizon, 24)
+    W = min(wanted, available)
+    floor = max(taps(config, season) + 2, 4) if config.strategy is Strategy.RECURSIVE else 4
+    if W < floor:
+        raise ValueError(f"the series is too short: {available} steps left for training windows after the "
+                         f"held-out horizon and the differences, fewer than the {floor} a window needs")
+    return W
+
+
+def build_model(config: ForecastConfig, exog: int, season: int) -> nn.Module:
+    cell = {ModelKind.LSTM: CellKind.LSTM, ModelKind.GRU: CellKind.GRU, ModelKind.ELMAN: CellKind.ELMAN}
+    d = taps(config, season)
+    if config.strategy is Strategy.DIRECT:
+        return DirectForecaster(cell[config.model], exog, config.hidden, config.layers, config.horizon,
+                                config.dropout)
+    if config.model is ModelKind.NARX:
+        return NARXForecaster(exog, config.hidden, d if exog else 0, 0 if config.exog_only else d,
+                              config.error_delays)
+    if config.model is ModelKind.TDNN:
+        return TDNNForecaster(exog, config.hidden, d)
+    return RecurrentAR(cell[config.model], exog, config.hidden, config.layers, config.dropout)
+
+
+class Windows:
+    """Training windows of z (T,) and u (T, C) as a loader of :func:`rnnkit.train.fit`.
+    One-step: inputs z(t-1), targets z(t) over W steps. Direct: W steps of history, then h
+    targets."""
+
+    def __init__(self, z: np.ndarray, u: np.ndarray, W: int, horizon: int, direct: bool, batch_size: int,
+                 seed: int):
+        z, u = torch.as_tensor(z, dtype=torch.float32), torch.as_tensor(u, dtype=torch.float32)
+        span = W + (horizon if direct else 1)
+        starts = range(len(z) - span + 1)
+        if direct:
+            self.inputs = torch.stack([z[s:s + W] for s in starts])  # (N, W)
+            self.u = torch.stack([u[s:s + W] for s in starts])  # (N, W, C)
+            self.targets = torch.stack([z[s + W:s + W + horizon] for s in starts])  # (N, h)
+        else:
+            self.inputs = torch.stack([z[s:s + W] for s in starts])  # z(t-1)
+            self.u = torch.stack([u[s + 1:s + W + 1] for s in starts])  # u(t)
+            self.targets = torch.stack([z[s + 1:s + W + 1] for s in starts])  # z(t)
+        self.batch_size, self.seed = batch_size, seed
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // self.batch_size)
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        order = torch.randperm(len(self.inputs), generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+        return [order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+
+    def batch(self, key: list[int]) -> Batch:
+        x = self.inputs[key]
+        return Batch(x, torch.full((len(key),), x.shape[1]), self.targets[key], extra={"u": self.u[key]},
+                     extra_rows=("u",))
+
+
+def objective_for(burn: int):
+    def objective(model: nn.Module, batch: Batch, state) -> StepOutput:
+        """Gaussian NLL summed over the scored steps (a one-step model's first ``burn`` are
+        its delay lines filling up); the count is them."""
+        mean, log_sigma = model(batch.inputs, batch.extra["u"])
+        skip = 0 if mean.shape[1] != batch.inputs.shape[1] else burn  # direct: every horizon step
+        loss = gaussian_nll(mean[:, skip:], log_sigma[:, skip:], batch.targets[:, skip:])
+        return StepOutput(loss, mean[:, skip:].numel(), None)
+    return objective
+
+
+class KeepBest(Callback):
+    """Keep the weights of the epoch with the lowest ``metric`` (in memory) and put them back at the end."""
+
+    def __init__(self, model: nn.Module, metric: str):
+        self.model, self.metric, self.best, self.weights = model, metric, float("inf"), None
+
+    def on_epoch_end(self, fit_state: FitState) -> None:
+        value = fit_state.metrics.get(self.metric, float("inf"))
+        if value < self.best:
+            self.best, self.weights = value, copy.deepcopy(self.model.state_dict())
+
+    def on_end(self, fit_state: FitState) -> None:
+        if self.weights is not None:
+            self.model.load_state_dict(self.weights)
+
+
+class NeuralForecaster:
+    """A neural forecaster of one series: ``fit`` on a history, then ``forecast`` after it
+    (or after a longer history of the same series, keeping the fitted scale)."""
+
+    def __init__(self, config: ForecastConfig, season: int):
+        self.config, self.season = config, season
+        self.transform = Transform(config.transform, season)
+        self.model: nn.Module | None = None
+        self.window = 0  # W, as trained
+        self.report: dict = {}
+
+    def fit(self, y: np.ndarray, u: np.ndarray, max_minutes: float | None = None) -> NeuralForecaster:
+        """Train on the history y (T,) with u (T, C): the last horizon steps held out for
+        early stopping."""
+        c, h = self.config, self.config.horizon
+        u = np.zeros((len(y), 0)) if u is None else np.asarray(u, dtype=np.float64)
+        if len(y) <= h + self.transform.lost + 2:
+            raise ValueError(f"the series is too short: {len(y)} steps for a horizon of {h} held out and "
+                             f"{self.transform.lost} taken by differencing")
+        train_y = y[:-h]
+        self.transform.fit(train_y)
+        z = self.transform.apply(train_y)
+        uz = u[self.transform.lost:len(train_y)]
+        direct = c.strategy is Strategy.DIRECT
+        W = self.window = window_length(c, self.season, len(z) - (h if direct else 1))
+        torch.manual_seed(c.seed)
+        self.model = build_model(c, u.shape[1], self.season)
+        windows = Windows(z, uz, W, h, direct, c.batch_size, c.seed)
+        burn = 0 if isinstance(self.model, RecurrentAR) else taps(c, self.season)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+
+        def held_out(model: nn.Module) -> dict[str, float]:
+            f = self._forecast(model, train_y, u[:len(train_y)], u[len(train_y):len(y)], paths=0)
+            return {"mae": float(np.mean(np.abs(f.mean - y[-h:])))}
+
+        from rnnkit.callbacks import EarlyStopping, Evaluate
+        keep = KeepBest(self.model, "mae")
+        state = fit(self.model, objective_for(min(burn, W - 1)), windows, optimizer,
+                    FitConfig(epochs=c.epochs, max_minutes=max_minutes, clip_norm=5.0),
+                    [Evaluate(self.model, held_out), EarlyStopping("mae", c.patience), keep])
+        self.report = {"epochs": state.epoch, "held_out_mae": keep.best, "window": W, "windows": len(windows.inputs)}
+        self.transform.fit(train_y)  # the scale of the training part, kept for every later forecast
+        return self
+
+    def forecast(self, y: np.ndarray, u_hist: np.ndarray | None, u_future: np.ndarray | None) -> Forecast:
+        """The next horizon values after the history y (T,) (u_hist (T, C), u_future (h, C))."""
+        if self.model is None:
+            raise ValueError("fit the forecaster first")
+        C = 0 if u_hist is None else u_hist.shape[1]
+        u_hist = np.zeros((len(y), 0)) if u_hist is None else u_hist
+        u_future = np.zeros((self.config.horizon, C)) if u_future is None else u_future
+        return self._forecast(self.model, y, u_hist, u_future, self.config.paths)
+
+    @torch.no_grad()
+    def _forecast(self, model: nn.Module, y: np.ndarray, u_hist: np.ndarray, u_future: np.ndarray,
+                  paths: int) -> Forecast:
+        c, h = self.config, self.config.horizon
+        model.eval()
+        transform = copy.copy(self.transform)
+        transform.tail = (np.log(y) if c.transform.log else np.asarray(y, dtype=np.float64)).copy()
+        z = torch.as_tensor(transform.apply(y), dtype=torch.float32)[None]  # (1, T')
+        uh = torch.as_tensor(u_hist[transform.lost:], dtype=torch.float32)[None]  # (1, T', C)
+        uf = torch.as_tensor(u_future[:h], dtype=torch.float32)[None]  # (1, h, C)
+        if c.strategy is Strategy.DIRECT:
+            mean, log_sigma = model(z[:, -self.window:], uh[:, -self.window:])
+            center = transform.invert(mean[0].numpy())
+            if not paths:
+                return Forecast(center, center, center)
+            draws = mean + log_sigma.exp() * torch.randn((paths, h), generator=torch.Generator().manual_seed(c.seed))
+            return self._interval(center, transform.invert(draws.numpy()))
+        means = iterate(model, z[:, :-1], uh[:, 1:], uf, z[:, -1], h)[0]  # u(t) with the step predicting z(t)
+        center = transform.invert(means.numpy())
+        if not paths:
+            return Forecast(center, center, center)
+        draws = iterate(model, z[:, :-1], uh[:, 1:], uf, z[:, -1], h, paths=paths,
+                        generator=torch.Generator().manual_seed(c.seed))[0]  # (P, h)
+        return self._interval(center, transform.invert(draws.numpy()))
+
+    def _interval(self, center: np.ndarray, draws: np.ndarray) -> Forecast:
+        a = (1 - self.config.level) / 2
+        return Forecast(center, np.quantile(draws, a, axis=0), np.quantile(draws, 1 - a, axis=0))
+
