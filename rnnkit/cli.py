@@ -11,13 +11,13 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from rnnkit.commands import asr, classify, common, data, demo, lm, rundir, seq2seq, tag, toy
+from rnnkit.commands import asr, classify, common, data, demo, forecast, lm, rundir, seq2seq, tag, toy
 from rnnkit.data.errors import DataError
 from rnnkit.settings import Rule, SettingError
 from rnnkit.train import TrainingDiverged
 
-COMMANDS = [demo.register, asr.register, classify.register, data.register, lm.register, seq2seq.register,
-            tag.register, toy.register]  # each adds its subcommand(s)
+COMMANDS = [demo.register, asr.register, classify.register, data.register, forecast.register, lm.register,
+            seq2seq.register, tag.register, toy.register]  # each adds its subcommand(s)
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -5,6 +5,7 @@ writes one PNG (matplotlib, the Agg backend: no screen needed) and returns its p
   column per source symbol (Bahdanau et al. 2015, fig. 3).
 - :func:`score_by_length`: a score (BLEU) against the source's length, one line per model
   (Bahdanau et al. 2015, fig. 2: attention holds up on long sentences).
+- :func:`forecast_plot`: a series' history, its forecast and the prediction interval.
 """
 
 from __future__ import annotations
@@ -51,6 +52,26 @@ def score_by_length(curves: dict[str, Sequence[tuple[float, float]]], path: Path
         ax.plot(xs, ys, marker="o", label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def forecast_plot(dates: Sequence[str], history: Sequence[float], future: Sequence[str], mean: Sequence[float],
+                  lower: Sequence[float], upper: Sequence[float], path: Path, title: str = "",
+                  level: float = 0.8) -> Path:
+    """The history (its last dates), the forecast and its interval, against the dates."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    n = len(history)
+    ax.plot(range(n), history, color="black", linewidth=1, label="history")
+    xs = range(n, n + len(mean))
+    ax.plot(xs, mean, color="tab:blue", label="forecast")
+    ax.fill_between(xs, lower, upper, color="tab:blue", alpha=0.25, label=f"{level:.0%} interval")
+    labels = [*dates, *future]
+    ticks = list(range(0, len(labels), max(1, len(labels) // 8)))
+    ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=30)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)

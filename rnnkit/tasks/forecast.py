@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import copy
 import enum
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from rnnkit.batch import Batch
+from rnnkit.checkpoint import Checkpoint, load_weights, read_config
 from rnnkit.layers import CellKind
+from rnnkit.runner import TrainingJob
 from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
 from rnnkit.tasks.forecast_baselines import Forecast
-from rnnkit.tasks.forecast_data import Transform, TransformConfig
+from rnnkit.tasks.forecast_data import SeriesData, Transform, TransformConfig, read_series
 from rnnkit.tasks.forecast_models import (
     DirectForecaster,
     NARXForecaster,
@@ -196,38 +200,56 @@ class NeuralForecaster:
         self.window = 0  # W, as trained
         self.report: dict = {}
 
-    def fit(self, y: np.ndarray, u: np.ndarray, max_minutes: float | None = None) -> NeuralForecaster:
-        """Train on the history y (T,) with u (T, C): the last horizon steps held out for
-        early stopping."""
+    def prepare(self, y: np.ndarray, u: np.ndarray | None) -> tuple[Windows, Callable, Callable]:
+        """For a history y (T,) with u (T, C): the model (built, seeded), the training windows
+        of all but the last horizon steps, the objective, and the held-out closed-loop MAE."""
         c, h = self.config, self.config.horizon
         u = np.zeros((len(y), 0)) if u is None else np.asarray(u, dtype=np.float64)
         if len(y) <= h + self.transform.lost + 2:
             raise ValueError(f"the series is too short: {len(y)} steps for a horizon of {h} held out and "
                              f"{self.transform.lost} taken by differencing")
         train_y = y[:-h]
-        self.transform.fit(train_y)
+        self.transform.fit(train_y)  # the training part's scale, kept for every later forecast
         z = self.transform.apply(train_y)
-        uz = u[self.transform.lost:len(train_y)]
         direct = c.strategy is Strategy.DIRECT
         W = self.window = window_length(c, self.season, len(z) - (h if direct else 1))
         torch.manual_seed(c.seed)
         self.model = build_model(c, u.shape[1], self.season)
-        windows = Windows(z, uz, W, h, direct, c.batch_size, c.seed)
+        windows = Windows(z, u[self.transform.lost:len(train_y)], W, h, direct, c.batch_size, c.seed)
         burn = 0 if isinstance(self.model, RecurrentAR) else taps(c, self.season)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
 
         def held_out(model: nn.Module) -> dict[str, float]:
             f = self._forecast(model, train_y, u[:len(train_y)], u[len(train_y):len(y)], paths=0)
             return {"mae": float(np.mean(np.abs(f.mean - y[-h:])))}
 
+        return windows, objective_for(min(burn, W - 1)), held_out
+
+    def fit(self, y: np.ndarray, u: np.ndarray | None, max_minutes: float | None = None) -> NeuralForecaster:
+        """Train on the history y (T,) with u (T, C), in memory: the last horizon steps held
+        out, the best epoch's weights kept."""
         from rnnkit.callbacks import EarlyStopping, Evaluate
+        c = self.config
+        windows, objective, held_out = self.prepare(y, u)
         keep = KeepBest(self.model, "mae")
-        state = fit(self.model, objective_for(min(burn, W - 1)), windows, optimizer,
+        state = fit(self.model, objective, windows, torch.optim.Adam(self.model.parameters(), lr=c.lr),
                     FitConfig(epochs=c.epochs, max_minutes=max_minutes, clip_norm=5.0),
                     [Evaluate(self.model, held_out), EarlyStopping("mae", c.patience), keep])
-        self.report = {"epochs": state.epoch, "held_out_mae": keep.best, "window": W, "windows": len(windows.inputs)}
-        self.transform.fit(train_y)  # the scale of the training part, kept for every later forecast
+        self.report = {"epochs": state.epoch, "held_out_mae": keep.best, "window": self.window,
+                       "windows": len(windows.inputs)}
         return self
+
+    def header(self) -> dict:
+        """What rebuilds the forecaster from a model directory (with its weights)."""
+        return {"forecast": self.config.to_dict(), "season": self.season, "window": self.window,
+                "scale": [self.transform.mean, self.transform.std]}
+
+    @classmethod
+    def from_header(cls, header: dict, exog: int) -> NeuralForecaster:
+        f = cls(ForecastConfig(**header["forecast"]), header["season"])
+        f.window = header["window"]
+        f.transform.mean, f.transform.std = header["scale"]
+        f.model = build_model(f.config, exog, f.season)
+        return f
 
     def forecast(self, y: np.ndarray, u_hist: np.ndarray | None, u_future: np.ndarray | None) -> Forecast:
         """The next horizon values after the history y (T,) (u_hist (T, C), u_future (h, C))."""
@@ -267,3 +289,44 @@ class NeuralForecaster:
         a = (1 - self.config.level) / 2
         return Forecast(center, np.quantile(draws, a, axis=0), np.quantile(draws, 1 - a, axis=0))
 
+
+
+@dataclass(frozen=True)
+class ForecastData:
+    """The series a forecaster trains on."""
+
+    train: Path
+    column: str | None = None  # the target (default: the first column after the date)
+    exog: tuple[str, ...] = ()  # exogenous columns
+    season: int | None = None  # default: the frequency's
+    date_column: str = "date"
+
+
+def read(data: ForecastData) -> SeriesData:
+    return read_series(data.train, data.column, list(data.exog), data.date_column, data.season)
+
+
+def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint | None = None) -> TrainingJob:
+    """A forecaster's job on the engine: the windows of the series but its last horizon
+    steps, the Gaussian NLL, and the held-out closed-loop MAE as the dev metric."""
+    series = read(data)
+    forecaster = NeuralForecaster(config, series.season)
+    windows, objective, held_out = forecaster.prepare(series.target, series.exog)
+    target, exog = series.names
+    header = {"task": "forecast", **forecaster.header(), "target": target, "exog": exog,
+              "frequency": series.frequency, "date_column": data.date_column}
+    notes = [*series.notes, f"{len(series.target)} {series.frequency} steps of {target} (season {series.season}); "
+             f"{len(windows.inputs)} training windows of {forecaster.window}; the last {config.horizon} held out; "
+             f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters"]
+    return TrainingJob(forecaster.model, objective, windows, len(windows), header, evaluate=held_out, metric="mae",
+                       minimize=True, notes=notes)
+
+
+def load_forecaster(directory: Path) -> tuple[NeuralForecaster, Checkpoint]:
+    """A trained forecaster's model directory (or its run's --out)."""
+    ck = read_config(directory)
+    if ck.config.get("task") != "forecast":
+        raise ValueError(f"{ck.path} is not a forecaster (task {ck.config.get('task')!r})")
+    forecaster = NeuralForecaster.from_header(ck.config, len(ck.config["exog"]))
+    load_weights(ck.path, forecaster.model)
+    return forecaster, ck

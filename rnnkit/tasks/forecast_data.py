@@ -75,6 +75,22 @@ def frequency(dates: list[str], path: Path | str, first_line: int = 2) -> tuple[
     return names.get(timedelta(seconds=float(step)), f"every {timedelta(seconds=float(step))}"), step
 
 
+def future_dates(dates: list[str], steps: int) -> list[str]:
+    """The ``steps`` dates after the series' last, in its form."""
+    form = next(f for pattern, f in _FORMS if pattern.match(dates[0]))
+    last = dates[-1]
+    if form == "Y":
+        return [str(int(last) + k) for k in range(1, steps + 1)]
+    if form in "QM":
+        per = 4 if form == "Q" else 12
+        n = _ordinal(last, form)
+        out = [(int(n + k) // per, int(n + k) % per + 1) for k in range(1, steps + 1)]
+        return [f"{y}Q{p}" if form == "Q" else f"{y}-{p:02d}" for y, p in out]
+    step = datetime.fromisoformat(dates[-1]) - datetime.fromisoformat(dates[-2])
+    fmt = "%Y-%m-%d" if form == "D" else "%Y-%m-%dT%H:%M"
+    return [(datetime.fromisoformat(last) + k * step).strftime(fmt) for k in range(1, steps + 1)]
+
+
 @dataclass
 class SeriesData:
     """A target series with its exogenous columns, read and checked."""

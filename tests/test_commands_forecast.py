@@ -1,0 +1,76 @@
+"""`rnnkit forecast`: train -> eval --json -> predict (CSV and plot) -> backtest on the real
+airline series, the model beating the seasonal naive forecast; bad series and impossible
+settings give one line naming the file, line and column or the flag."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+
+AIRLINE = Path(__file__).parent / "data" / "airline.csv"
+FAST = ["--threads", "1", "--log-every", "1000", "--epochs", "60"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("forecast")
+    history = root / "history.csv"
+    history.write_text("".join(AIRLINE.read_text().splitlines(keepends=True)[:-12]))  # the last year unseen
+    out = root / "run"
+    assert main(["forecast", "train", "--train", str(history), "--horizon", "12", "--model", "tdnn", "--out",
+                 str(out), *FAST]) == 0
+    return root, out
+
+
+def test_eval_forecasts_the_unseen_year_better_than_seasonal_naive(trained, capsys):
+    root, out = trained
+    capsys.readouterr()
+    assert main(["forecast", "eval", "--model", str(out), "--data", str(AIRLINE), "--json", "--threads", "1"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert {"mase", "smape", "owa", "rmse", "coverage", "ets_mase", "arima_mase", "theta_mase",
+            "seasonal_naive_mase", "naive2_mase", "count"} <= set(m)
+    assert m["count"] == 12 and m["mase"] < m["seasonal_naive_mase"] and 0 <= m["coverage"] <= 1
+
+
+def test_predict_writes_dates_forecasts_intervals_and_a_plot(trained, tmp_path, capsys):
+    root, out = trained
+    capsys.readouterr()
+    assert main(["forecast", "predict", "--model", str(out), "--data", str(AIRLINE), "--horizon", "3", "--plot",
+                 str(tmp_path / "f.png"), "--threads", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "date,forecast,lower,upper" and [line.split(",")[0] for line in lines[1:]] == \
+        ["1961-01", "1961-02", "1961-03"]
+    for line in lines[1:]:
+        mean, lower, upper = map(float, line.split(",")[1:])
+        assert lower <= mean <= upper
+    assert (tmp_path / "f.png").stat().st_size > 5000
+
+
+def test_backtest_prints_every_model_and_baseline(capsys):
+    capsys.readouterr()
+    assert main(["forecast", "backtest", "--data", str(AIRLINE), "--horizon", "12", "--origins", "2", "--models",
+                 "tdnn", "--epochs", "40", "--json", "--threads", "1"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert set(table) == {"naive2", "tdnn", "seasonal-naive", "ets", "arima", "theta"}
+    assert table["naive2"]["owa"] == pytest.approx(1.0)
+    assert table["tdnn"]["mase"] < table["seasonal-naive"]["mase"]
+
+
+def test_bad_series_and_settings_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    for text, message in (("date,y\n1990-01,1\n1990-02,x\n", "bad.csv:3: bad number 'x' in column y"),
+                          ("date,y\n1990-01,1\n1990-02,2\n1990-04,3\n", "bad.csv:4: irregular dates")):
+        bad.write_text(text)
+        assert main(["forecast", "train", "--train", str(bad), "--horizon", "1", "--out", str(tmp_path / "r"),
+                     *FAST]) == 1
+        assert message in capsys.readouterr().err
+    short = tmp_path / "short.csv"
+    short.write_text("date,y\n" + "".join(f"{1990 + i},{i % 3}\n" for i in range(12)))
+    assert main(["forecast", "train", "--train", str(short), "--horizon", "10", "--out", str(tmp_path / "s"),
+                 *FAST]) == 1
+    assert "too short" in capsys.readouterr().err
+    assert main(["forecast", "train", "--train", str(AIRLINE), "--horizon", "6", "--model", "tdnn", "--strategy",
+                 "direct", "--out", str(tmp_path / "d"), *FAST]) == 2
+    assert "--strategy: direct needs a recurrent encoder" in capsys.readouterr().err
