@@ -25,7 +25,7 @@ from rnnkit.commands.common import (
 from rnnkit.data.errors import DataError
 from rnnkit.metrics import coverage, forecast_errors, owa
 from rnnkit.plots import forecast_plot
-from rnnkit.settings import COUNT, SettingError, rule
+from rnnkit.settings import COUNT, NATURAL, SettingError, rule
 from rnnkit.tasks.backtest import backtest
 from rnnkit.tasks.forecast import (
     ForecastConfig,
@@ -236,8 +236,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _model_flags(bt)
     bt.add_argument("--models", default="narx,lstm,gru,tdnn", help="the neural models, comma-separated")
     bt.add_argument("--direct", action="store_true", help="also the first model with the direct strategy")
-    bt.add_argument("--origins", type=int, default=3, help="forecast origins, the last ones")
-    bt.add_argument("--step", type=int, default=0, help="steps between origins (0: the horizon)")
+    bt.add_argument("--origins", type=COUNT, default=3, help="forecast origins, the last ones")
+    bt.add_argument("--step", type=NATURAL, default=0, help="steps between origins (0: the horizon)")
     bt.add_argument("--epochs", type=rule(ForecastConfig, "epochs"), default=300, help="the most epochs per fit")
     bt.add_argument("--patience", type=rule(ForecastConfig, "patience"), default=30, help="epochs without gain")
     bt.add_argument("--lr", type=rule(ForecastConfig, "lr"), default=3e-3, help="Adam's learning rate")

@@ -26,7 +26,7 @@ from rnnkit.decode.seq2seq import SamplingConfig, SearchConfig
 from rnnkit.layers import CellKind
 from rnnkit.plots import attention_heatmap, score_by_length
 from rnnkit.seq2seq import Seq2SeqConfig
-from rnnkit.settings import SettingError, rule
+from rnnkit.settings import COUNT, SettingError, rule
 from rnnkit.tasks.seq2seq import (
     ModelKind,
     Seq2SeqData,
@@ -232,7 +232,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--label", action="append", default=None, help="each model's name in the legend")
     pl.add_argument("--data", type=Path, required=True, help="source<TAB>target lines")
     pl.add_argument("--out", type=Path, required=True, help="the PNG to write")
-    pl.add_argument("--width", type=int, default=10, help="words per length group")
+    pl.add_argument("--width", type=COUNT, default=10, help="words per length group")
     pl.add_argument("--device", default="cpu", help="cpu or cuda")
     pl.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     _search_flags(pl, 5)

@@ -39,6 +39,7 @@ from rnnkit.tasks.forecast_baselines import Forecast
 from rnnkit.tasks.forecast_data import SeriesData, Transform, TransformConfig, read_series
 from rnnkit.tasks.forecast_models import (
     DirectForecaster,
+    Ensemble,
     NARXForecaster,
     RecurrentAR,
     TDNNForecaster,
@@ -75,6 +76,7 @@ class ForecastConfig:
     dropout: float = setting(0.0, FRACTION)
     level: float = setting(0.8, FRACTION)  # the prediction interval's coverage
     paths: int = setting(200, COUNT)  # sample paths of a recursive model's interval
+    ensemble: int = setting(5, COUNT)  # members from different initial weights, forecasts averaged
     epochs: int = setting(300, COUNT)  # the most passes over the windows
     patience: int = setting(30, COUNT)  # epochs without a better held-out MAE before stopping
     lr: float = setting(3e-3, POSITIVE)  # Adam's learning rate
@@ -115,7 +117,16 @@ def window_length(config: ForecastConfig, season: int, available: int) -> int:
     return W
 
 
-def build_model(config: ForecastConfig, exog: int, season: int) -> nn.Module:
+def build_model(config: ForecastConfig, exog: int, season: int) -> Ensemble:
+    """``config.ensemble`` members, each seeded from ``config.seed`` and its index."""
+    members = []
+    for k in range(config.ensemble):
+        torch.manual_seed(config.seed * 1000 + k)
+        members.append(build_member(config, exog, season))
+    return Ensemble(members)
+
+
+def build_member(config: ForecastConfig, exog: int, season: int) -> nn.Module:
     cell = {ModelKind.LSTM: CellKind.LSTM, ModelKind.GRU: CellKind.GRU, ModelKind.ELMAN: CellKind.ELMAN}
     d = taps(config, season)
     if config.strategy is Strategy.DIRECT:
@@ -165,11 +176,15 @@ class Windows:
 def objective_for(burn: int):
     def objective(model: nn.Module, batch: Batch, state) -> StepOutput:
         """Gaussian NLL summed over the scored steps (a one-step model's first ``burn`` are
-        its delay lines filling up); the count is them."""
-        mean, log_sigma = model(batch.inputs, batch.extra["u"])
-        skip = 0 if mean.shape[1] != batch.inputs.shape[1] else burn  # direct: every horizon step
-        loss = gaussian_nll(mean[:, skip:], log_sigma[:, skip:], batch.targets[:, skip:])
-        return StepOutput(loss, mean[:, skip:].numel(), None)
+        its delay lines filling up) and over the ensemble's members; the count is the steps."""
+        members = (model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model).members
+        loss, count = 0.0, 0
+        for member in members:
+            mean, log_sigma = member(batch.inputs, batch.extra["u"])
+            skip = 0 if mean.shape[1] != batch.inputs.shape[1] else burn  # direct: every horizon step
+            loss = loss + gaussian_nll(mean[:, skip:], log_sigma[:, skip:], batch.targets[:, skip:])
+            count = mean[:, skip:].numel()
+        return StepOutput(loss, count, None)
     return objective
 
 
@@ -213,10 +228,9 @@ class NeuralForecaster:
         z = self.transform.apply(train_y)
         direct = c.strategy is Strategy.DIRECT
         W = self.window = window_length(c, self.season, len(z) - (h if direct else 1))
-        torch.manual_seed(c.seed)
         self.model = build_model(c, u.shape[1], self.season)
         windows = Windows(z, u[self.transform.lost:len(train_y)], W, h, direct, c.batch_size, c.seed)
-        burn = 0 if isinstance(self.model, RecurrentAR) else taps(c, self.season)
+        burn = 0 if isinstance(self.model.members[0], RecurrentAR) else taps(c, self.season)
 
         def held_out(model: nn.Module) -> dict[str, float]:
             f = self._forecast(model, train_y, u[:len(train_y)], u[len(train_y):len(y)], paths=0)
@@ -270,20 +284,24 @@ class NeuralForecaster:
         z = torch.as_tensor(transform.apply(y), dtype=torch.float32)[None]  # (1, T')
         uh = torch.as_tensor(u_hist[transform.lost:], dtype=torch.float32)[None]  # (1, T', C)
         uf = torch.as_tensor(u_future[:h], dtype=torch.float32)[None]  # (1, h, C)
-        if c.strategy is Strategy.DIRECT:
-            mean, log_sigma = model(z[:, -self.window:], uh[:, -self.window:])
-            center = transform.invert(mean[0].numpy())
-            if not paths:
-                return Forecast(center, center, center)
-            draws = mean + log_sigma.exp() * torch.randn((paths, h), generator=torch.Generator().manual_seed(c.seed))
-            return self._interval(center, transform.invert(draws.numpy()))
-        means = iterate(model, z[:, :-1], uh[:, 1:], uf, z[:, -1], h)[0]  # u(t) with the step predicting z(t)
-        center = transform.invert(means.numpy())
+        generator = torch.Generator().manual_seed(c.seed)
+        share = -(-paths // len(model.members)) if paths else 0  # each member's paths
+        means, draws = [], []
+        for member in model.members:
+            if c.strategy is Strategy.DIRECT:
+                mean, log_sigma = member(z[:, -self.window:], uh[:, -self.window:])  # (1, h)
+                means.append(mean[0])
+                if share:
+                    draws.append(mean + log_sigma.exp() * torch.randn((share, h), generator=generator))
+                continue
+            means.append(iterate(member, z[:, :-1], uh[:, 1:], uf, z[:, -1], h)[0])  # u(t) with the step to z(t)
+            if share:
+                draws.append(iterate(member, z[:, :-1], uh[:, 1:], uf, z[:, -1], h, paths=share,
+                                     generator=generator)[0])  # (share, h)
+        center = transform.invert(torch.stack(means).mean(0).numpy())
         if not paths:
             return Forecast(center, center, center)
-        draws = iterate(model, z[:, :-1], uh[:, 1:], uf, z[:, -1], h, paths=paths,
-                        generator=torch.Generator().manual_seed(c.seed))[0]  # (P, h)
-        return self._interval(center, transform.invert(draws.numpy()))
+        return self._interval(center, transform.invert(torch.cat(draws)[:paths].numpy()))
 
     def _interval(self, center: np.ndarray, draws: np.ndarray) -> Forecast:
         a = (1 - self.config.level) / 2

@@ -9,6 +9,7 @@ Gaussian over the next value:
 - :class:`TDNNForecaster`: the finite-window baseline, a TDNN over [z(t-1), u(t)].
 - :class:`DirectForecaster`: an encoder over the history [z, u] whose last state gives the
   H next values' means and standard deviations at once (multi-horizon, no feedback).
+- :class:`Ensemble`: several members of one kind, trained together, forecasts averaged.
 
 The one-step models share ``forward(z_prev, u, lengths) -> (mean, log_sigma)`` over a
 window (teacher forcing: the true z fed back) and ``start(z_prev, u) -> state`` and
@@ -141,6 +142,15 @@ class DirectForecaster(nn.Module):
         last = y[torch.arange(len(y)), (lengths - 1) if lengths is not None else -1]  # (B, H)
         out = self.head(last).view(-1, 2, self.horizon)
         return out[:, 0], out[:, 1]
+
+
+class Ensemble(nn.Module):
+    """Members of one kind trained side by side from different initial weights: their
+    losses summed, their forecasts averaged (their sample paths pooled)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
 
 
 def gaussian_nll(mean: Tensor, log_sigma: Tensor, target: Tensor) -> Tensor:
