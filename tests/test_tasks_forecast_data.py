@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnkit.data.errors import DataError
-from rnnkit.tasks.forecast_data import Transform, TransformConfig, read_series
+from rnnkit.tasks.forecast_data import Transform, TransformConfig, auto_transform, read_series
 
 
 def _csv(tmp_path, text):
@@ -56,3 +56,13 @@ def test_every_transform_inverts_exactly(log, difference, seasonal):
     np.testing.assert_allclose(transform.invert(z[-12:]), y[36:], rtol=1e-10)
     np.testing.assert_allclose(transform.invert(np.stack([z[-12:], z[-12:]])), np.stack([y[36:], y[36:]]),
                                rtol=1e-10)  # a batch of forecasts too
+
+
+def test_default_transforms_follow_the_series():
+    t = np.arange(120.0)
+    growth = np.exp(0.02 * t) * (10 + np.sin(t))  # positive, trending, its level grows fourfold
+    assert auto_transform(growth) == TransformConfig(log=True, difference=True)
+    shift = np.r_[np.full(30, 10.0), np.full(90, 7.0)] + np.random.default_rng(0).normal(0, 1.0, 120)
+    assert auto_transform(shift).difference is False  # an early level shift (the Nile's dam): no trend
+    cycle = 5 + np.sin(t / 3)
+    assert auto_transform(cycle).difference is False

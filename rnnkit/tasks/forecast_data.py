@@ -194,15 +194,20 @@ class Transform:
 
 def auto_transform(y: np.ndarray) -> TransformConfig:
     """The transforms a forecaster of ``y`` defaults to: log for a positive series whose
-    level changes by a factor of 2 or more (so its variations scale with it), the first
-    difference while a KPSS test rejects level stationarity at 5% (as ARIMA's d)."""
+    level changes by a factor of 2 or more (so its variations scale with it); the first
+    difference for a trend a network would not extrapolate: a KPSS test rejecting level
+    stationarity at 5% and a straight line explaining at least half of the variance (a
+    level shift, a cycle, is left to the network)."""
     import warnings
 
     from statsmodels.tsa.stattools import kpss
     y = np.asarray(y, dtype=np.float64)
     log = bool((y > 0).all() and y.max() >= 2 * y.min())
     x = np.log(y) if log else y
+    t = np.arange(len(x), dtype=np.float64)
+    slope, intercept = np.polyfit(t, x, 1)
+    explained = 1 - np.var(x - (slope * t + intercept)) / max(np.var(x), 1e-300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # KPSS's p-value table bounds
-        difference = len(x) > 10 and kpss(x, nlags="auto")[1] < 0.05
+        difference = len(x) > 10 and explained >= 0.5 and kpss(x, nlags="auto")[1] < 0.05
     return TransformConfig(log=log, difference=bool(difference))
