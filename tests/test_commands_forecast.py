@@ -48,6 +48,33 @@ def test_predict_writes_dates_forecasts_intervals_and_a_plot(trained, tmp_path, 
     assert (tmp_path / "f.png").stat().st_size > 5000
 
 
+def test_eval_refuses_the_dates_that_chose_the_best_epoch(trained, capsys):
+    root, out = trained
+    capsys.readouterr()
+    assert main(["forecast", "eval", "--model", str(out), "--data", str(root / "history.csv"), "--threads", "1"]) == 1
+    assert "are not all after the training series' end (1959-12)" in capsys.readouterr().err
+
+
+def test_predict_reads_future_covariates_by_date(tmp_path, capsys):
+    rows = AIRLINE.read_text().splitlines()
+    with_x = tmp_path / "x.csv"  # a covariate: the month's number
+    with_x.write_text("\n".join([rows[0] + ",month"] + [f"{r},{r.split(',')[0][5:7]}" for r in rows[1:]]) + "\n")
+    out = tmp_path / "run"
+    assert main(["forecast", "train", "--train", str(with_x), "--exog", "month",
+                 "--horizon", "12", "--model", "tdnn", "--out", str(out), *FAST[:-2], "--epochs", "3"]) == 0
+    capsys.readouterr()
+    predict = ["forecast", "predict", "--model", str(out), "--data", str(with_x), "--horizon", "2", "--threads", "1"]
+    assert main(predict) == 2
+    assert "give their values at the next 2 dates, 1961-01 to 1961-02 (--future)" in capsys.readouterr().err
+    future = tmp_path / "future.csv"
+    future.write_text("date,month\n1961-02,2\n1961-01,1\n")  # any order: read by date
+    assert main([*predict, "--future", str(future)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    future.write_text("date,month\n1961-01,1\n1961-03,3\n")
+    assert main([*predict, "--future", str(future)]) == 1
+    assert "future.csv: no row for 1961-02" in capsys.readouterr().err
+
+
 def test_backtest_prints_every_model_and_baseline(capsys):
     capsys.readouterr()
     assert main(["forecast", "backtest", "--data", str(AIRLINE), "--horizon", "12", "--origins", "2", "--models",
@@ -69,6 +96,9 @@ def test_bad_series_and_settings_are_one_line(tmp_path, capsys):
     short = tmp_path / "short.csv"
     short.write_text("date,y\n" + "".join(f"{1990 + i},{i % 3}\n" for i in range(12)))
     assert main(["forecast", "train", "--train", str(short), "--horizon", "10", "--out", str(tmp_path / "s"),
+                 *FAST]) == 2
+    assert "--horizon: 10 steps leave no history to learn from in a series of 12" in capsys.readouterr().err
+    assert main(["forecast", "train", "--train", str(short), "--horizon", "6", "--out", str(tmp_path / "s"),
                  *FAST]) == 1
     assert "too short" in capsys.readouterr().err
     assert main(["forecast", "train", "--train", str(AIRLINE), "--horizon", "6", "--model", "tdnn", "--strategy",

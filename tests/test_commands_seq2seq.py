@@ -64,6 +64,12 @@ def test_translate_reads_stdin_and_writes_a_line_per_line(trained, capsys, monke
     ranked = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
     assert [r[0] for r in ranked] == ["1", "2", "3"] and ranked[0][2] == "c b a"
     assert [float(r[1]) for r in ranked] == sorted((float(r[1]) for r in ranked), reverse=True)
+    assert main(["seq2seq", "translate", "--model", str(out), "--nbest", "5", "--beam", "4", "--threads", "1"]) == 2
+    assert "--nbest: 5 is more than --beam 4 keeps" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a b c\n"))
+    assert main(["seq2seq", "translate", "--model", str(out), "--nbest", "7", "--beam", "2", "--temperature", "1",
+                 "--threads", "1"]) == 0  # draws: as many as asked, whatever the beam
+    assert len(capsys.readouterr().out.strip().splitlines()) == 7
 
 
 @pytest.mark.parametrize("units", ["subword", "char"])

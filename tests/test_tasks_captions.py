@@ -47,3 +47,15 @@ def test_an_image_of_another_shape_is_named_by_line(tmp_path):
         ImageSource().read("c.png", tmp_path / "m.tsv", 3)
 
 
+
+
+def test_a_jpeg_reads_in_the_same_range_and_a_tiny_image_is_refused(tmp_path):
+    from PIL import Image
+    pixels = np.zeros((8, 16), dtype=np.uint8)
+    pixels[:, :8] = 255
+    Image.fromarray(pixels).save(tmp_path / "a.jpg", quality=100)
+    read = read_png(tmp_path / "a.jpg")  # 8-bit JPEG: 0-255 scaled to [0, 1] as PNG is
+    assert read.dtype == np.float32 and read.max() == pytest.approx(1.0, abs=0.02) and read[:, 12:].max() < 0.05
+    write_png(tmp_path / "line.png", np.zeros((1, 16)))
+    with pytest.raises(DataError, match=r"m.tsv:4: .*line.png is \(1, 16\): an image needs 2 pixels a side"):
+        ImageSource().read("line.png", tmp_path / "m.tsv", 4)

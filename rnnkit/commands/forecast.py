@@ -23,6 +23,7 @@ from rnnkit.commands.common import (
     thread_count,
 )
 from rnnkit.data.errors import DataError
+from rnnkit.data.series import read_csv_series
 from rnnkit.metrics import coverage, forecast_errors, owa
 from rnnkit.plots import forecast_plot
 from rnnkit.settings import COUNT, NATURAL, SettingError, rule
@@ -54,6 +55,8 @@ def _data(args: argparse.Namespace, path: Path) -> ForecastData:
 
 def _config(args: argparse.Namespace, y: np.ndarray) -> ForecastConfig:
     """The flags' config; transforms not given are chosen by the series' training part."""
+    if len(y) <= args.horizon + 2:
+        raise SettingError("horizon", f"{args.horizon} steps leave no history to learn from in a series of {len(y)}")
     auto = auto_transform(y[:-args.horizon])
     transform = TransformConfig(log=auto.log if args.log is None else args.log,
                                 difference=auto.difference if args.difference is None else args.difference,
@@ -61,7 +64,7 @@ def _config(args: argparse.Namespace, y: np.ndarray) -> ForecastConfig:
     return ForecastConfig(horizon=args.horizon, model=ModelKind(args.model), strategy=Strategy(args.strategy),
                           hidden=args.hidden, layers=args.layers, window=args.window, delays=args.delays,
                           error_delays=args.error_delays, exog_only=args.exog_only, dropout=args.dropout,
-                          level=args.level, paths=args.paths, epochs=args.epochs, patience=args.patience or 30,
+                          level=args.level, paths=args.paths, epochs=args.epochs, patience=args.patience,
                           lr=args.lr, batch_size=args.batch_size, seed=args.seed, transform=transform)
 
 
@@ -70,6 +73,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         raise SettingError("bptt", "does not apply to forecast: every window is read whole")
     data = _data(args, args.train)
     resumed = getattr(args, "resumed", None)
+    if args.patience is None:
+        args.patience = ForecastConfig.patience  # the engine's early stopping and the config agree
     config = ForecastConfig(**resumed.config["forecast"]) if resumed else _config(args, read(data).target)
     run = start_run(args)
     if maybe_launch(args, argv):
@@ -92,6 +97,12 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     y, u = series.target, series.exog
     if len(y) <= h + 2:
         raise DataError(args.data, None, f"{len(y)} steps: too few to hold out the horizon of {h}")
+    last = ck.config.get("last_date")  # the training series' end: its last h steps chose the best epoch
+    if last in series.dates and series.dates.index(last) >= len(y) - h:
+        raise DataError(args.data, None, f"its last {h} dates ({series.dates[-h]} to {series.dates[-1]}) are not all "
+                                         f"after the training series' end ({last}), whose last {h} steps chose the "
+                                         "best epoch: score later data, or compare on held-out origins with "
+                                         "rnnkit forecast backtest")
     history, actual = y[:-h], y[-h:]
     f = forecaster.forecast(history, u[:-h], u[-h:])
     metrics = {**forecast_errors(history, actual, f.mean, forecaster.season),
@@ -115,16 +126,19 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> int:
     forecaster.config = replace(forecaster.config, horizon=h)
     exog = ck.config["exog"]
     series = read_series(args.data, ck.config["target"], exog, ck.config["date_column"], forecaster.season)
-    future = None
-    if exog:
-        if args.future is None:
-            raise SettingError("future", f"the model reads {', '.join(exog)}: give their next {h} values (--future)")
-        future = read_series(args.future, exog[0], exog[1:], ck.config["date_column"])
-        future = np.column_stack([future.target, future.exog])
-        if len(future) < h:
-            raise DataError(args.future, None, f"{len(future)} rows of exogenous values for a horizon of {h}")
-    f = forecaster.forecast(series.target, series.exog, None if future is None else future[:h])
     dates = future_dates(series.dates, h)
+    future = None
+    if exog and forecaster.config.strategy is Strategy.RECURSIVE:  # direct: the window's exogenous values only
+        if args.future is None:
+            raise SettingError("future", f"the model reads {', '.join(exog)}: give their values at the next {h} "
+                                         f"dates, {dates[0]} to {dates[-1]} (--future)")
+        rows = read_csv_series(args.future, exog, ck.config["date_column"])
+        at = {d: i for i, d in enumerate(rows.dates)}
+        missing = [d for d in dates if d not in at]
+        if missing:
+            raise DataError(args.future, None, f"no row for {missing[0]} (--future needs {dates[0]} to {dates[-1]})")
+        future = rows.values[[at[d] for d in dates]]
+    f = forecaster.forecast(series.target, series.exog, future)
     print("date,forecast,lower,upper")
     for row in zip(dates, f.mean, f.lower, f.upper):
         print(f"{row[0]},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g}")

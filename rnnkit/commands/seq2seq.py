@@ -110,8 +110,12 @@ def _to(translator, device: str) -> None:
         translator.model.to(device)
 
 
-def _search(args: argparse.Namespace) -> SearchConfig:
-    return SearchConfig(beam=args.beam, nbest=min(getattr(args, "nbest", 1), args.beam), max_ratio=args.max_ratio,
+def _search(args: argparse.Namespace, drawn: bool = False) -> SearchConfig:
+    """The search flags' config; drawing (``drawn``) takes NBEST samples, as many as asked."""
+    nbest = getattr(args, "nbest", 1)
+    if nbest > args.beam and not drawn:
+        raise SettingError("nbest", f"{nbest} is more than --beam {args.beam} keeps: widen the beam")
+    return SearchConfig(beam=max(args.beam, nbest), nbest=nbest, max_ratio=args.max_ratio,
                         max_extra=args.max_extra, length_penalty=args.length_penalty)
 
 
@@ -127,14 +131,14 @@ def _translate(args: argparse.Namespace, argv: list[str]) -> int:
     setup_inference(args)
     translator, _ = load_translator(args.model)
     _to(translator, args.device)
-    lines = sys.stdin.read().splitlines()
-    if not any(line.strip() for line in lines):
-        raise DataError("<stdin>", None, "no lines to translate")
     sampling = None if args.temperature is None else SamplingConfig(args.temperature, args.top_k, args.top_p, args.seed)
     if sampling is not None and not isinstance(translator, Translator):
         raise SettingError("temperature", "a baseline has nothing to draw from")
-    results = translator.decode(lines, _search(args), sampling=sampling) if sampling else \
-        translator.decode(lines, _search(args))
+    search = _search(args, drawn=sampling is not None)
+    lines = sys.stdin.read().splitlines()
+    if not any(line.strip() for line in lines):
+        raise DataError("<stdin>", None, "no lines to translate")
+    results = translator.decode(lines, search, sampling=sampling) if sampling else translator.decode(lines, search)
     if args.attention_plots is not None:
         _plot_attention(translator, lines, results, args.attention_plots)
     for line, hyps in zip(lines, results):

@@ -37,7 +37,8 @@ def write_png(path: Path, strip: np.ndarray) -> None:
 def read_png(path: Path) -> np.ndarray:
     """A strip as (H, W) float in [0, 1] (the first channel of a colour image)."""
     import matplotlib.image
-    pixels = np.asarray(matplotlib.image.imread(path), dtype=np.float32)
+    pixels = np.asarray(matplotlib.image.imread(path))
+    pixels = pixels.astype(np.float32) / (255.0 if pixels.dtype == np.uint8 else 1.0)  # JPEG: 0-255
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 

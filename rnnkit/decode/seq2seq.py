@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from rnnkit.decode.sampling import filter_logits
 from rnnkit.seq2seq import BOS_ID, EOS_ID, PAD_ID
-from rnnkit.settings import COUNT, FRACTION, NATURAL, NONNEGATIVE, check, setting
+from rnnkit.settings import COUNT, FRACTION, NATURAL, NONNEGATIVE, SettingError, check, setting
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check(self)
+        if self.nbest > self.beam:
+            raise SettingError("nbest", f"{self.nbest} is more than the beam of {self.beam} keeps", "SearchConfig")
 
 
 @dataclass(frozen=True)

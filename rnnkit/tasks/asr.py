@@ -244,7 +244,8 @@ class Recognizer:
             found = ctc_lexicon_beam_search(lp[None], [len(lp)], words.lexicon, words.space, how.beam,
                                             blank=BLANK_ID, lm=lm, alpha=alpha if lm else 0.0, beta=beta,
                                             nbest=how.nbest)[0]
-            hyps.append(found or self.decode([lp], replace(how, words=False))[0])
+            plain = replace(how, words=False, lm_weight=None, bonus=None)  # the unit search's own weights
+            hyps.append(found or self.decode([lp], plain)[0])
         return hyps
 
     def _decode_hybrid(self, log_probs: Sequence[Tensor], how: Decoding) -> list[list[Hypothesis]]:
@@ -335,7 +336,7 @@ def training_job(data: SpeechData, config: AcousticConfig, world: World = SINGLE
                           config.stack, world.rank, world.size)
     files = {} if framewise else {LM_FILE: resumed_lm(resumed) if resumed else unit_lm(train, units, data.lm_order)}
     if data.units is Units.CHARS:
-        files.update(resumed_words(resumed) if resumed else
+        files.update(resumed_words(resumed, train, data.word_lm_order) if resumed else
                      word_files([u.transcript for u in train.utterances], data.word_lm_order))
     metric = "per" if data.units is Units.PHONES else "cer"
 
@@ -359,8 +360,12 @@ def resumed_lm(resumed: Checkpoint) -> str:
     return (resumed.path / LM_FILE).read_text(encoding="utf-8")
 
 
-def resumed_words(resumed: Checkpoint) -> dict[str, str]:
-    return {name: (resumed.path / name).read_text(encoding="utf-8") for name in (LEXICON_FILE, WORD_LM_FILE)}
+def resumed_words(resumed: Checkpoint, train: Corpus, order: int) -> dict[str, str]:
+    """The checkpoint's lexicon and word n-gram (fitted anew for one saved before it had them)."""
+    files = [resumed.path / name for name in (LEXICON_FILE, WORD_LM_FILE)]
+    if not all(f.exists() for f in files):
+        return word_files([u.transcript for u in train.utterances], order)
+    return {f.name: f.read_text(encoding="utf-8") for f in files}
 
 
 def load_recognizer(directory: Path, lm: Path | None = None, lexicon: Path | None = None,

@@ -56,6 +56,8 @@ class ImageSource:
             pixels = torch.from_numpy(read_png(file))
         except (OSError, ValueError, SyntaxError) as err:
             raise DataError(manifest or file, line, f"{file}: not a readable image ({err})") from None
+        if min(pixels.shape) < 2:
+            raise DataError(manifest or file, line, f"{file} is {tuple(pixels.shape)}: an image needs 2 pixels a side")
         if self.shape is None:
             self.shape = tuple(pixels.shape)
         if tuple(pixels.shape) != tuple(self.shape):

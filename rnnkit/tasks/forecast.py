@@ -12,8 +12,9 @@ intervals). The last ``horizon`` steps of the history are held out: training sto
 their closed-loop MAE has not improved for ``patience`` epochs, and the best epoch's
 weights are kept. Forecasts are inverted back to y's scale.
 
-Future exogenous values must be given for every forecast step (the known covariates of the
-notes' solar and wind set-up; ``exog_only`` reads them alone, without the target's past).
+The recursive models need future exogenous values for every forecast step (the known
+covariates of the notes' solar and wind set-up; ``exog_only`` reads them alone, without the
+target's past); the direct model reads the exogenous columns of its window only.
 
 Dimensions: T history, W window, C exogenous columns, h horizon, P paths.
 """
@@ -269,9 +270,18 @@ class NeuralForecaster:
         """The next horizon values after the history y (T,) (u_hist (T, C), u_future (h, C))."""
         if self.model is None:
             raise ValueError("fit the forecaster first")
+        y = np.asarray(y, dtype=np.float64)
+        h, lost = self.config.horizon, self.transform.lost
         C = 0 if u_hist is None else u_hist.shape[1]
-        u_hist = np.zeros((len(y), 0)) if u_hist is None else u_hist
-        u_future = np.zeros((self.config.horizon, C)) if u_future is None else u_future
+        u_hist = np.zeros((len(y), 0)) if u_hist is None else np.asarray(u_hist, dtype=np.float64)
+        u_future = np.zeros((h, C)) if u_future is None else np.asarray(u_future, dtype=np.float64)
+        if len(y) < lost + 2:
+            raise ValueError(f"a history of {len(y)} steps is too short to forecast from ({lost} go to differencing)")
+        if self.config.transform.log and (y <= 0).any():
+            raise ValueError("the model forecasts the log: the history must be positive")
+        if len(u_hist) != len(y) or u_future.shape[0] < h:
+            raise ValueError(f"the exogenous columns need a row per history step ({len(y)}) and per forecast step "
+                             f"({h}); got {len(u_hist)} and {u_future.shape[0]}")
         return self._forecast(self.model, y, u_hist, u_future, self.config.paths)
 
     @torch.no_grad()
@@ -281,10 +291,12 @@ class NeuralForecaster:
         model.eval()
         transform = copy.copy(self.transform)
         transform.tail = (np.log(y) if c.transform.log else np.asarray(y, dtype=np.float64)).copy()
-        z = torch.as_tensor(transform.apply(y), dtype=torch.float32)[None]  # (1, T')
-        uh = torch.as_tensor(u_hist[transform.lost:], dtype=torch.float32)[None]  # (1, T', C)
-        uf = torch.as_tensor(u_future[:h], dtype=torch.float32)[None]  # (1, h, C)
-        generator = torch.Generator().manual_seed(c.seed)
+        device = next(model.parameters()).device
+        tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)[None]  # noqa: E731
+        z = tensor(transform.apply(y))  # (1, T')
+        uh = tensor(u_hist[transform.lost:])  # (1, T', C)
+        uf = tensor(u_future[:h])  # (1, h, C)
+        generator = torch.Generator(device=device).manual_seed(c.seed)
         share = -(-paths // len(model.members)) if paths else 0  # each member's paths
         means, draws = [], []
         for member in model.members:
@@ -292,16 +304,16 @@ class NeuralForecaster:
                 mean, log_sigma = member(z[:, -self.window:], uh[:, -self.window:])  # (1, h)
                 means.append(mean[0])
                 if share:
-                    draws.append(mean + log_sigma.exp() * torch.randn((share, h), generator=generator))
+                    draws.append(mean + log_sigma.exp() * torch.randn((share, h), generator=generator, device=device))
                 continue
             means.append(iterate(member, z[:, :-1], uh[:, 1:], uf, z[:, -1], h)[0])  # u(t) with the step to z(t)
             if share:
                 draws.append(iterate(member, z[:, :-1], uh[:, 1:], uf, z[:, -1], h, paths=share,
                                      generator=generator)[0])  # (share, h)
-        center = transform.invert(torch.stack(means).mean(0).numpy())
+        center = transform.invert(torch.stack(means).mean(0).cpu().numpy())
         if not paths:
             return Forecast(center, center, center)
-        return self._interval(center, transform.invert(torch.cat(draws)[:paths].numpy()))
+        return self._interval(center, transform.invert(torch.cat(draws)[:paths].cpu().numpy()))
 
     def _interval(self, center: np.ndarray, draws: np.ndarray) -> Forecast:
         a = (1 - self.config.level) / 2
@@ -332,7 +344,7 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
     windows, objective, held_out = forecaster.prepare(series.target, series.exog)
     target, exog = series.names
     header = {"task": "forecast", **forecaster.header(), "target": target, "exog": exog,
-              "frequency": series.frequency, "date_column": data.date_column}
+              "frequency": series.frequency, "date_column": data.date_column, "last_date": series.dates[-1]}
     notes = [*series.notes, f"{len(series.target)} {series.frequency} steps of {target} (season {series.season}); "
              f"{len(windows.inputs)} training windows of {forecaster.window}; the last {config.horizon} held out; "
              f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters"]

@@ -92,7 +92,10 @@ class Baseline:
             raise ValueError(f"a history of {len(x)} values is too short to forecast from")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # statsmodels' convergence chatter
-            return getattr(self, "_" + self.kind.name.lower())(x, horizon)
+            method = {BaselineKind.NAIVE: self._naive, BaselineKind.SEASONAL_NAIVE: self._seasonal_naive,
+                      BaselineKind.NAIVE2: self._naive2, BaselineKind.ETS: self._ets,
+                      BaselineKind.ARIMA: self._arima, BaselineKind.THETA: self._theta}[self.kind]
+            return method(x, horizon)
 
     def _naive(self, x: np.ndarray, h: int) -> Forecast:
         sigma = np.std(np.diff(x), ddof=1) if len(x) > 2 else 0.0

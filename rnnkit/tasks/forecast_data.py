@@ -40,7 +40,7 @@ def _ordinal(date: str, form: str) -> float:
         return int(date[:4]) * 4 + int(date[5]) - 1
     if form == "M":
         return int(date[:4]) * 12 + int(date[5:7]) - 1
-    return datetime.fromisoformat(date).timestamp()
+    return (datetime.fromisoformat(date) - datetime(1970, 1, 1)).total_seconds()  # no time zone: no DST
 
 
 def frequency(dates: list[str], path: Path | str, first_line: int = 2) -> tuple[str, float]:

@@ -179,7 +179,8 @@ def iterate(model: nn.Module, z_prev: Tensor, u_hist: Tensor, u_future: Tensor, 
         if isinstance(model, NARXForecaster):
             state = model.feed(state, value)
         mean, log_sigma, state = model.step(state, value, u[:, k])
-        value = mean if not paths else mean + log_sigma.exp() * torch.randn(mean.shape, generator=generator)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device) if paths else None
+        value = mean if not paths else mean + log_sigma.exp() * noise
         out.append(value)
     y = torch.stack(out, 1)  # (B·n, steps)
     return y.view(B, paths, steps) if paths else y

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -144,7 +144,9 @@ class PictureSource:
         self.images = images
 
     def items(self, lines: Sequence[str], manifest: Path | None = None) -> list[Tensor]:
-        return [self.images.read(Path(line), manifest, n) for n, line in enumerate(lines, 1)]
+        shape = self.images.shape
+        return [self.images.read(Path(line), manifest, n) if line.strip() else torch.zeros(shape)  # blank: nothing
+                for n, line in enumerate(lines, 1)]
 
     def batch(self, items: list[Tensor]) -> tuple[Tensor, None]:
         return torch.stack(items), None
@@ -153,8 +155,10 @@ class PictureSource:
 class Translator:
     """A trained model (an encoder-decoder, or the per-position baseline) with its sides."""
 
-    def __init__(self, model: nn.Module, source: TextSource | PictureSource, target: Side, batch_size: int = 64):
+    def __init__(self, model: nn.Module, source: TextSource | PictureSource, target: Side, batch_size: int = 64,
+                 longest: int = 0):
         self.model, self.source, self.target, self.batch_size = model, source, target, batch_size
+        self.longest = longest  # the longest training target, the end included (image sources' length limit)
 
     def decode(self, lines: Sequence[str], search: SearchConfig | None = None, manifest: Path | None = None,
                sampling: SamplingConfig | None = None) -> list[list[tuple[str, Generated]]]:
@@ -162,8 +166,10 @@ class Translator:
         with ``sampling``, ``search.nbest`` draws instead. Lines are decoded in batches of
         similar length; symbols unseen in training are <unk>."""
         search = search or SearchConfig(beam=1)
-        generator = None if sampling is None else torch.Generator().manual_seed(sampling.seed)
         device = next(self.model.parameters()).device
+        generator = None if sampling is None else torch.Generator(device=device).manual_seed(sampling.seed)
+        if isinstance(self.source, PictureSource) and self.longest:  # no source length: twice the longest target
+            search = replace(search, max_extra=max(search.max_extra, 2 * self.longest))
         items = self.source.items(lines, manifest)
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         out: list[list[tuple[str, Generated]]] = [[] for _ in lines]
@@ -299,7 +305,8 @@ def training_job(data: Seq2SeqData, config: Seq2SeqConfig, world: World = SINGLE
         seq2seq_objective(data.label_smoothing, data.sampling)
 
     def dev_scores(m: nn.Module) -> dict[str, float]:
-        scores = evaluate(Translator(m, source, sides.target), dev[:DEV_DECODED], manifest=data.dev or data.train)
+        scores = evaluate(Translator(m, source, sides.target, longest=positions), dev[:DEV_DECODED],
+                          manifest=data.dev or data.train)
         return {"error": 1 - scores["exact"] if images else scores["per"], "bleu": scores["bleu"],
                 "exact": scores["exact"], "per": scores["per"]}
 
@@ -328,4 +335,4 @@ def load_translator(directory: Path) -> tuple[Decoder, Checkpoint]:
     load_weights(ck.path, model)
     sides = resumed_sides(ck)
     source = PictureSource(ImageSource(shape)) if shape else TextSource(sides.source)
-    return Translator(model, source, sides.target), ck
+    return Translator(model, source, sides.target, longest=ck.config.get("positions", 0)), ck

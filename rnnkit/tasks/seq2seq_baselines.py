@@ -43,7 +43,7 @@ def _phonetisaurus():
 
 class CopyBaseline:
     def __init__(self, units: Units):
-        self.target = Side(Tokenizer(units), Vocab([]))
+        self.target = Side(Tokenizer(Units.WORD if units is Units.SUBWORD else units), Vocab([]))  # scored by words
 
     def decode(self, lines: Sequence[str], search: SearchConfig | None = None,
                manifest: Path | None = None) -> list[list[tuple[str, Generated]]]:
