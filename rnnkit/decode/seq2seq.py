@@ -101,17 +101,20 @@ def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
     sizes = [None] * B if lengths is None else lengths.tolist()  # each source's own positions
     state = model.encode(source, lengths)
     device = state.summary.device
-    state = state.select(torch.arange(B, device=device).repeat_interleave(K))
     scores = torch.full((B, K), -math.inf, device=device)
     scores[:, 0] = 0.0  # (B, K): one live hypothesis to start with
     history = torch.empty(B * K, 0, dtype=torch.long, device=device)  # (N, t) symbols so far
     attn: Tensor | None = None  # (N, t, S)
-    prev = torch.full((B * K,), BOS_ID, dtype=torch.long, device=device)
+    prev = torch.full((B,), BOS_ID, dtype=torch.long, device=device)
     alive = torch.arange(B)  # the source of each group of K rows
     finished: list[list[Generated]] = [[] for _ in range(B)]
     for t in range(int(limits.max())):
         n = len(alive)
         logits, state, alpha = model.decoder.step(prev, state)
+        if t == 0:  # a source's K rows start alike: its first step ran once, now copied to each
+            spread = torch.arange(B, device=device).repeat_interleave(K)  # (N,)
+            logits, state = logits[spread], state.select(spread)
+            alpha = None if alpha is None else alpha[spread]
         logp = _allowed(logits)
         V = logp.shape[1]
         last = (limits[alive] <= t + 1).to(device).repeat_interleave(K)  # (N,) at their maximum length
