@@ -8,6 +8,7 @@ Every error is one line on stderr and a non-zero exit: 2 for a setting (a flag, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -90,6 +91,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit fails no more."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -102,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped (| head): stop quietly, as other tools do
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports
     except SettingError as err:
         if debug:
             raise

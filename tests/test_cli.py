@@ -89,3 +89,12 @@ def test_version_and_debug_after_the_subcommand(capsys, tmp_path):
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("rnnkit ")
     with pytest.raises(FileNotFoundError, match="not a model directory"):  # the traceback, not one line
         main(["toy", "eval", "--model", str(tmp_path), "--debug"])
+
+
+
+def test_a_closed_pipe_stops_quietly(monkeypatch, capsys):
+    def run(args, argv):
+        raise BrokenPipeError(32, "Broken pipe")  # what print raises once `| head` has gone
+    monkeypatch.setattr("rnnkit.cli.parse", lambda argv: argparse.Namespace(run=run))
+    assert main(["data", "list"]) == 141
+    assert capsys.readouterr().err == ""
