@@ -51,3 +51,18 @@ def test_model_based_baselines_on_the_nile(kind):
     chosen = dict(baseline.chosen)
     baseline.forecast(x[:-5], 5)
     assert baseline.chosen == chosen  # the form kept from the first origin
+
+
+def test_a_long_season_is_taken_out_by_stl_before_arima():
+    from statsmodels.tsa.forecasting.stl import STLForecast
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    t = np.arange(4 * 48)  # four days of half-hours
+    x = 10 + 5 * np.sin(2 * np.pi * t / 48) + np.random.default_rng(0).normal(0, 0.3, len(t))
+    arima = Baseline(BaselineKind.ARIMA, season=48)
+    f = arima.forecast(x, 48)
+    assert arima.chosen["stl_period"] == 48 and arima.chosen["seasonal_order"] == (0, 0, 0, 0)
+    orders = {k: v for k, v in arima.chosen.items() if k != "stl_period"}
+    reference = STLForecast(x, SARIMAX, model_kwargs=orders, period=48).fit(fit_kwargs={"disp": False})
+    np.testing.assert_allclose(f.mean, reference.forecast(48), rtol=1e-6)
+    truth = 10 + 5 * np.sin(2 * np.pi * np.arange(len(t), len(t) + 48) / 48)
+    assert np.abs(f.mean - truth).mean() < 0.5 and np.all(f.lower < f.mean) and np.all(f.mean < f.upper)

@@ -10,7 +10,10 @@ prediction interval:
   among additive errors with no, additive and damped trends and no, additive and (for
   positive series) multiplicative seasonality;
 - ``arima``: (seasonal) ARIMA (statsmodels' SARIMAX), differences by KPSS tests
-  (seasonal: by the seasonal strength), orders of least AICc over p, q ≤ 2 and P, Q ≤ 1;
+  (seasonal: by the seasonal strength), orders of least AICc over p, q ≤ 2 and P, Q ≤ 1.
+  A season longer than ``LONG_SEASON`` (half-hourly days, hourly weeks) would make the
+  state space huge: there ARIMA forecasts the STL-adjusted series and the season is
+  added back (statsmodels' STLForecast; fpp3 §12.1);
 - ``theta``: the theta method (Assimakopoulos & Nikolopoulos 2000; statsmodels'
   ThetaModel, deseasonalised by the same test).
 
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import norm
+
+LONG_SEASON = 24  # longer seasons: STL takes the season out before ARIMA
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,14 @@ class Baseline:
         from statsmodels.tsa.statespace.sarimax import SARIMAX
         if not self.chosen:
             self.chosen = _choose_arima(x, self.season)
-        fit = SARIMAX(x, **self.chosen).fit(disp=False)
-        prediction = fit.get_forecast(h)
+        orders = {k: v for k, v in self.chosen.items() if k != "stl_period"}
+        if "stl_period" in self.chosen:
+            from statsmodels.tsa.forecasting.stl import STLForecast
+            fit = STLForecast(x, SARIMAX, model_kwargs=orders, period=self.chosen["stl_period"]).fit(
+                fit_kwargs={"disp": False})
+            prediction = fit.get_prediction(start=len(x), end=len(x) + h - 1)
+        else:
+            prediction = SARIMAX(x, **orders).fit(disp=False).get_forecast(h)
         bounds = np.asarray(prediction.conf_int(alpha=1 - self.level))
         return Forecast(np.asarray(prediction.predicted_mean), bounds[:, 0], bounds[:, 1])
 
@@ -166,6 +177,9 @@ def _choose_arima(x: np.ndarray, season: int) -> dict:
     from statsmodels.tsa.statespace.sarimax import SARIMAX
     from statsmodels.tsa.stattools import kpss
     m = season if season > 1 and len(x) >= 3 * season else 0
+    if m > LONG_SEASON:  # the orders of the STL-adjusted series; STLForecast adds the season back
+        from statsmodels.tsa.seasonal import STL
+        return {**_choose_arima(x - np.asarray(STL(x, period=m).fit().seasonal), 1), "stl_period": m}
     D = int(m > 0 and _seasonal_strength(x, m) > 0.64)
     y = x[m:] - x[:-m] if D else x
     d = 0
