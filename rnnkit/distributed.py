@@ -84,5 +84,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def finish(world: World) -> None:
+    """Leave the process group, every rank together: a rank that tore its connections down
+    while another still wrote its model could abort the other's transport threads."""
     if world.size > 1 and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
