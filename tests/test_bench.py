@@ -120,3 +120,14 @@ def test_every_table2_trainer_builds_and_steps(with_chars, sparse):
         assert TorchTrainer(tagger, iter([sentence, sentence]), use, sparse).step()[0] == 3
         torch.manual_seed(0)
         assert TorchTrainer(RNNLM(10, use, embed=4, hidden=6, sparse=sparse), iter([lm]), use, sparse).step()[0] == 3
+
+
+def test_kernel_width_races_the_two_kernels_on_the_same_layer():
+    from bench.kernel_width import LayerPass
+    from rnnkit import kernels
+    from rnnkit.kernels import fused
+    if not fused.available():
+        pytest.skip("the extension is not built")
+    ext, native = LayerPass(kernels.Kernel.EXTENSION, 3, 8), LayerPass(kernels.Kernel.TORCH, 3, 8)
+    (n_e, loss_e), (n_t, loss_t) = ext.step(), native.step()
+    assert n_e == n_t == 3 * 50 and loss_e == pytest.approx(loss_t, rel=1e-4)  # one layer, one input: one answer
