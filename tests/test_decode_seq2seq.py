@@ -109,3 +109,25 @@ def test_a_vector_encoder_decodes_one_to_many():
     for hyps, g in zip(beam_search(model, x, None, SearchConfig(beam=1, max_extra=5)), greedy(model, x, None,
                                                                                               config)):
         assert hyps[0].tokens == g.tokens and math.isfinite(g.log_prob)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_stopping_once_the_n_best_are_settled_changes_no_output(monkeypatch, alpha):
+    """A source leaves the search when no unfinished hypothesis can enter its n-best: the same
+    outputs and scores as searching until K hypotheses have ended, extending fewer hypotheses."""
+    from rnnkit.decode import seq2seq as search
+    model = _model(seed=5, vocab=12)
+    with torch.no_grad():
+        model.decoder.out.bias[EOS_ID] += 1.0  # outputs that end, some early
+    source, lengths = torch.randint(4, 9, (6, 7)), torch.tensor([7, 5, 6, 2, 4, 7])
+    config = SearchConfig(beam=4, nbest=2, max_ratio=2.0, max_extra=6, length_penalty=alpha)
+    steps = []
+    step = model.decoder.step
+    monkeypatch.setattr(model.decoder, "step", lambda prev, state: (steps.append(len(prev)), step(prev, state))[1])
+    early = beam_search(model, source, lengths, config)
+    early_rows, steps[:] = sum(steps), []  # hypotheses extended, over all steps
+    monkeypatch.setattr(search, "_settled", lambda *a: False)
+    full = beam_search(model, source, lengths, config)
+    assert [[g.tokens for g in h] for h in early] == [[g.tokens for g in h] for h in full]
+    assert [g.score for h in early for g in h] == pytest.approx([g.score for h in full for g in h])
+    assert early_rows < sum(steps) if alpha == 0 else early_rows <= sum(steps)  # ranked by log P: a tight bound

@@ -74,6 +74,16 @@ def max_lengths(lengths: Tensor | None, B: int, config: SearchConfig) -> list[in
     return [max(1, math.floor(config.max_ratio * int(n)) + config.max_extra) for n in lengths.tolist()]
 
 
+def _settled(finished: list[Generated], config: SearchConfig, best_live: float, limit: int) -> bool:
+    """Whether no unfinished hypothesis can still enter a source's n-best: log P only falls
+    as a hypothesis grows, so the best it can rank by is best_live / limit^α (its longest
+    output, the end included); done once the n-th best finished one ranks at least there."""
+    if len(finished) < config.nbest:
+        return False
+    nth = sorted((g.score for g in finished), reverse=True)[config.nbest - 1]
+    return nth >= best_live / limit ** config.length_penalty
+
+
 def _allowed(logits: Tensor) -> Tensor:
     logp = logits.float().log_softmax(-1)  # (N, V)
     logp[:, PAD_ID] = -math.inf
@@ -91,7 +101,9 @@ def _only_end(logp: Tensor, rows: Tensor) -> Tensor:
 @torch.no_grad()
 def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
                 config: SearchConfig = SearchConfig()) -> list[list[Generated]]:
-    """The ``config.nbest`` best outputs of each source, best first.
+    """The ``config.nbest`` best outputs of each source, best first. A source leaves the
+    search at its maximum length, once K of its hypotheses have ended, or once no
+    unfinished one can still enter its n-best (:func:`_settled`).
 
     source: (B, S) ids (or the encoder's input); lengths: (B,) or None.
     """
@@ -141,7 +153,10 @@ def beam_search(model: nn.Module, source: Tensor, lengths: Tensor | None,
         attn = None if attn is None else attn[rows]
         state = state.select(rows, same_sources=True)  # every beam stays with its source
         prev = keep_symbol.view(-1)
-        done = torch.tensor([len(finished[int(b)]) >= K or int(limits[b]) <= t + 1 for b in alive])
+        best_live = scores.max(1).values.tolist()  # (n,) each source's best unfinished log P
+        done = torch.tensor([len(finished[int(b)]) >= K or int(limits[b]) <= t + 1 or
+                             _settled(finished[int(b)], config, best_live[i], int(limits[b]))
+                             for i, b in enumerate(alive)])
         if done.all():
             break
         if done.any():  # the done sources leave the batch
