@@ -65,7 +65,7 @@ def test_translate_reads_stdin_and_writes_a_line_per_line(trained, capsys, monke
     assert [r[0] for r in ranked] == ["1", "2", "3"] and ranked[0][2] == "c b a"
     assert [float(r[1]) for r in ranked] == sorted((float(r[1]) for r in ranked), reverse=True)
     assert main(["seq2seq", "translate", "--model", str(out), "--nbest", "5", "--beam", "4", "--threads", "1"]) == 2
-    assert "--nbest: 5 is more than --beam 4 keeps" in capsys.readouterr().err
+    assert "--nbest: 5 is more than the beam (4) keeps" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("a b c\n"))
     assert main(["seq2seq", "translate", "--model", str(out), "--nbest", "7", "--beam", "2", "--temperature", "1",
                  "--threads", "1"]) == 0  # draws: as many as asked, whatever the beam

@@ -252,10 +252,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     bt.add_argument("--direct", action="store_true", help="also the first model with the direct strategy")
     bt.add_argument("--origins", type=COUNT, default=3, help="forecast origins, the last ones")
     bt.add_argument("--step", type=NATURAL, default=0, help="steps between origins (0: the horizon)")
-    bt.add_argument("--epochs", type=rule(ForecastConfig, "epochs"), default=300, help="the most epochs per fit")
-    bt.add_argument("--patience", type=rule(ForecastConfig, "patience"), default=30, help="epochs without gain")
-    bt.add_argument("--lr", type=rule(ForecastConfig, "lr"), default=3e-3, help="Adam's learning rate")
-    bt.add_argument("--seed", type=rule(ForecastConfig, "seed"), default=0, help="weights, windows, paths")
+    bt.add_argument("--epochs", type=rule(ForecastConfig, "epochs"), default=ForecastConfig.epochs,
+                    help="the most epochs per fit")
+    bt.add_argument("--patience", type=rule(ForecastConfig, "patience"), default=ForecastConfig.patience,
+                    help="epochs without gain")
+    bt.add_argument("--lr", type=rule(ForecastConfig, "lr"), default=ForecastConfig.lr, help="Adam's learning rate")
+    bt.add_argument("--seed", type=rule(ForecastConfig, "seed"), default=ForecastConfig.seed,
+                    help="weights, windows, paths")
     bt.add_argument("--json", action="store_true", help="one JSON object")
     bt.add_argument("--threads", type=thread_count, default=None, help="torch threads (default: every core)")
     bt.set_defaults(run=_backtest)

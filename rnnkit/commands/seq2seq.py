@@ -113,9 +113,7 @@ def _to(translator, device: str) -> None:
 def _search(args: argparse.Namespace, drawn: bool = False) -> SearchConfig:
     """The search flags' config; drawing (``drawn``) takes NBEST samples, as many as asked."""
     nbest = getattr(args, "nbest", 1)
-    if nbest > args.beam and not drawn:
-        raise SettingError("nbest", f"{nbest} is more than --beam {args.beam} keeps: widen the beam")
-    return SearchConfig(beam=max(args.beam, nbest), nbest=nbest, max_ratio=args.max_ratio,
+    return SearchConfig(beam=max(args.beam, nbest) if drawn else args.beam, nbest=nbest, max_ratio=args.max_ratio,
                         max_extra=args.max_extra, length_penalty=args.length_penalty)
 
 

@@ -42,7 +42,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         check(self)
         if self.nbest > self.beam:
-            raise SettingError("nbest", f"{self.nbest} is more than the beam of {self.beam} keeps", "SearchConfig")
+            raise SettingError("nbest", f"{self.nbest} is more than the beam ({self.beam}) keeps: widen the beam")
 
 
 @dataclass(frozen=True)
