@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.checks import valid_mask
+from rnnkit.kernels import gemm
 from rnnkit.settings import SettingError
 
 
@@ -58,11 +59,11 @@ class Attention(nn.Module):
                                             f"output's ({memory_size}); use general")
         if scoring is Scoring.ADDITIVE:
             A = attention_size or query_size
-            self.memory_proj = nn.Linear(memory_size, A, bias=False)  # W_m: (A, M)
-            self.query_proj = nn.Linear(query_size, A)  # W_q: (A, Q), with the bias
-            self.v = nn.Linear(A, 1, bias=False)  # v: (1, A)
+            self.memory_proj = gemm.Linear(memory_size, A, bias=False)  # W_m: (A, M)
+            self.query_proj = gemm.Linear(query_size, A)  # W_q: (A, Q), with the bias
+            self.v = gemm.Linear(A, 1, bias=False)  # v: (1, A)
         elif scoring is Scoring.GENERAL:
-            self.memory_proj = nn.Linear(memory_size, query_size, bias=False)  # W: (Q, M)
+            self.memory_proj = gemm.Linear(memory_size, query_size, bias=False)  # W: (Q, M)
 
     def prepare(self, memory: Tensor, lengths: Tensor) -> Memory:
         """The memory (B, S, M) of sources of ``lengths`` (B,) in [1, S], its padding zeroed,

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.checks import check_sizes
+from rnnkit.kernels import gemm
 
 State = tuple[Tensor, ...]
 
@@ -108,12 +109,17 @@ class ElmanCell(Cell):
         self.bias = nn.Parameter(torch.empty(hidden_size)) if bias else None  # (H,)
         init_uniform(self, hidden_size)
 
+    @property
+    def project_bias(self) -> Tensor | None:
+        """The bias of the input half: project(x) = x weight_ih^T + project_bias."""
+        return self.bias
+
     def project(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.weight_ih, self.bias)  # (..., H)
+        return gemm.linear(x, self.weight_ih, self.bias)  # (..., H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         (h,) = state
-        h = self.activation(torch.addmm(xp, h, self.weight_hh.t()))  # (B, H)
+        h = self.activation(gemm.addmm(xp, h, self.weight_hh.t()))  # (B, H)
         return h, (h,)
 
 
@@ -166,12 +172,17 @@ class LSTMCell(Cell):
             with torch.no_grad():
                 self.bias[H:2 * H].fill_(1.0)
 
+    @property
+    def project_bias(self) -> Tensor | None:
+        """The bias of the input half: project(x) = x weight_ih^T + project_bias."""
+        return self.bias
+
     def project(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.weight_ih, self.bias)  # (..., 4H)
+        return gemm.linear(x, self.weight_ih, self.bias)  # (..., 4H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         r, c = state  # (B, R), (B, H)
-        gates = torch.addmm(xp, r, self.weight_hh.t())  # (B, 4H)
+        gates = gemm.addmm(xp, r, self.weight_hh.t())  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         if self.weight_ch is not None:
             p_i, p_f, p_o = self.weight_ch
@@ -180,7 +191,7 @@ class LSTMCell(Cell):
         if self.weight_ch is not None:
             o = o + p_o * c
         m = torch.sigmoid(o) * torch.tanh(c)  # (B, H)
-        r = m if self.weight_hr is None else m @ self.weight_hr.t()  # (B, R)
+        r = m if self.weight_hr is None else gemm.mm(m, self.weight_hr.t())  # (B, R)
         return r, (r, c)
 
 
@@ -211,12 +222,17 @@ class GRUCell(Cell):
         self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None  # (3H,)
         init_uniform(self, hidden_size)
 
+    @property
+    def project_bias(self) -> Tensor | None:
+        """The bias of the input half: project(x) = x weight_ih^T + project_bias."""
+        return self.bias_ih
+
     def project(self, x: Tensor) -> Tensor:
-        return nn.functional.linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
+        return gemm.linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         (h,) = state  # (B, H)
-        hp = nn.functional.linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
+        hp = gemm.linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
         x_r, x_z, x_n = xp.chunk(3, dim=1)
         h_r, h_z, h_n = hp.chunk(3, dim=1)
         r = torch.sigmoid(x_r + h_r)

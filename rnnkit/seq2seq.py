@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.attention import Attention, Memory, Scoring
+from rnnkit.kernels import gemm
 from rnnkit.layers import LAYERS, CellKind, Recurrent
 from rnnkit.scan import reverse_padded
 from rnnkit.settings import COUNT, FRACTION, NATURAL, SettingError, check, setting
@@ -184,9 +185,9 @@ class Decoder(nn.Module):
         self.bridge = nn.ModuleList(nn.Linear(summary_size, c.decoder_layers * n) for n in sizes)  # W_h (, W_c)
         self.attention = None if c.attention is None else Attention(c.attention, Hd, memory_size)
         context = memory_size if c.attention is not None else summary_size if c.feed_context else 0
-        self.combine = nn.Linear(context + Hd, Hd) if context else None  # W_c
+        self.combine = gemm.Linear(context + Hd, Hd) if context else None  # W_c
         self.drop = nn.Dropout(c.dropout)
-        self.out = nn.Linear(Hd, c.target_vocab)  # W_o, b_o
+        self.out = gemm.Linear(Hd, c.target_vocab)  # W_o, b_o
         if c.tie_embeddings:
             self.out.weight = self.embed.weight
 
@@ -249,6 +250,8 @@ class Decoder(nn.Module):
             o, _ = self.rnn(self._inputs(inputs, state), lengths, state.stacked())  # (B, T, Hd)
             logits, _, alpha = self._output(o, state)
             return logits, alpha
+        if sampling == 0:
+            return self._fed_back(inputs, state)
         steps, alphas, prev = [], [], inputs[:, 0]
         for t in range(inputs.shape[1]):
             if t > 0:
@@ -260,6 +263,33 @@ class Decoder(nn.Module):
             steps.append(logits)
             alphas.append(alpha)
         return torch.stack(steps, 1), None if alphas[0] is None else torch.stack(alphas, 1)
+
+
+    def _fed_back(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing with input feeding: the steps of :meth:`step`, with what no step
+        waits for done for all steps at once: the first layer's input projection of the
+        embeddings before the loop, the output layer after it. Only h̃'s share of that
+        projection runs per step (the input is [embedding, h̃]: ``feed_context`` is the
+        no-attention decoder's)."""
+        first, E = self.rnn.cells[0], self.config.embed_size
+        w_embed, w_feed = first.weight_ih[:, :E], first.weight_ih[:, E:].contiguous()  # (G, E), (G, Hd)
+        known = gemm.linear(self.drop(self.embed(inputs)), w_embed, first.project_bias)  # (B, T, G)
+        tildes, alphas = [], []
+        for t in range(inputs.shape[1]):
+            xp = known[:, t] + gemm.linear(state.feed, w_feed)  # (B, G)
+            x, st = first.recur(xp, state.rnn[0])  # (B, Hd)
+            rnn = [st]
+            for layer, cell in enumerate(self.rnn.cells[1:], start=1):
+                if self.rnn.dropout > 0:
+                    x = nn.functional.dropout(x, self.rnn.dropout, self.training)
+                x, st = cell(x, state.rnn[layer])
+                rnn.append(st)
+            context, alpha = self.attention(x, state.memory)
+            tilde = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # h̃ (B, Hd)
+            state = DecoderState(rnn, tilde, state.summary, state.memory)
+            tildes.append(tilde)
+            alphas.append(alpha)
+        return self.out(self.drop(torch.stack(tildes, 1))), torch.stack(alphas, 1)  # (B, T, V), (B, T, S)
 
 
 class Seq2Seq(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rnnkit import GRU, LSTM, RNN, Activation
-from rnnkit.kernels import Kernel, fused, native
+from rnnkit.kernels import Kernel, fused, gemm, native
 
 from reference import TORCH_H, TORCH_I, TORCH_MODULES, as_tuple, gradcheck_module, loop_over_cells, run_torch
 
@@ -265,6 +265,38 @@ def test_extension_equals_reference_on_wide_layers(kind, lengths):
         results.append([y, *as_tuple(s), x.grad, *(t.grad for t in state), *(p.grad for p in layer.parameters())])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+ABOVE_ONEDNN = {  # per-step products of at least common.h's kOneDnnMacs at the full batch of 64
+    "lstm": lambda: LSTM(128, 128, bidirectional=True),
+    "lstmp": lambda: LSTM(128, 128, proj_size=64),
+    "gru": lambda: GRU(128, 128),
+    "elman": lambda: RNN(128, 256),
+}
+
+
+@pytest.mark.extension
+@pytest.mark.parametrize("kind", ABOVE_ONEDNN)
+def test_extension_equals_reference_above_the_onednn_rule(kind):
+    """Float32 layers whose products (the input projection, the weight gradients, the
+    per-step products while most rows run) go to oneDNN's matmul in the extension, against
+    the loop over the cell: outputs, final states and every gradient; the lengths let the
+    per-step products cross back under the rule."""
+    lengths = torch.tensor([6] * 40 + [4] * 16 + [1] * 8)
+    assert 64 * 128 * 512 >= gemm.ONEDNN_MACS > 8 * 256 * 256
+    results = []
+    for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
+        torch.manual_seed(4)
+        layer = ABOVE_ONEDNN[kind]()
+        layer.kernel = kernel
+        x = torch.randn(64, 6, 128, requires_grad=True)
+        y, s = layer(x, lengths)
+        weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
+                   for k, t in enumerate((y, *as_tuple(s)))]
+        sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
+        results.append([y, *as_tuple(s), x.grad, *(p.grad for p in layer.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_auto_runs_the_extension_on_the_cpu():

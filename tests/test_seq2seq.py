@@ -56,11 +56,12 @@ def test_a_decoder_step_against_torch_lstm_cell_and_the_attention_written_out():
 
 
 @pytest.mark.parametrize("cell", [CellKind.LSTM, CellKind.GRU])
-@pytest.mark.parametrize("attention", [None, "additive", "dot", "general"])
+@pytest.mark.parametrize("attention,feeding", [(None, False), ("additive", False), ("dot", False),
+                                               ("general", False), ("additive", True), ("general", True)])
 @pytest.mark.parametrize("layers", [1, 2])
-def test_teacher_forcing_over_the_whole_target_equals_the_step_loop(cell, attention, layers):
+def test_teacher_forcing_over_the_whole_target_equals_the_step_loop(cell, attention, feeding, layers):
     torch.manual_seed(1)
-    model = Seq2Seq(_config(cell=cell, attention=attention, input_feeding=False, decoder_layers=layers,
+    model = Seq2Seq(_config(cell=cell, attention=attention, input_feeding=feeding, decoder_layers=layers,
                             feed_context=attention is None)).double().eval()
     source, lengths, inputs, input_lengths = _batch(1)
     logits, alpha = model(source, lengths, inputs, input_lengths)  # the fast path

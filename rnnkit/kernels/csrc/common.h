@@ -97,6 +97,33 @@ struct SerialBlas {
   SerialBlas& operator=(const SerialBlas&) = delete;
 };
 
+}  // namespace rnnkit
+
+namespace at::native {  // torch's oneDNN matmul (ATen/native/mkldnn/Matmul.h): result = beta result + alpha mat1 mat2
+TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta, float alpha);
+}
+
+namespace rnnkit {
+
+// Large float32 products go to oneDNN's matmul (torch's own, the one its nn.LSTM runs) rather
+// than BLAS: the two compute the same products, and on some processors the BLAS takes a slower
+// path. A product of fewer than kOneDnnMacs multiply-adds stays with BLAS, whose call costs less
+// to set up. rnnkit/kernels/gemm.py applies the same rule (ONEDNN_MACS) to Python's products.
+constexpr int64_t kOneDnnMacs = int64_t(1) << 21;
+inline bool onednn_product(at::ScalarType dtype, int64_t m, int64_t k, int64_t n) {
+  return dtype == at::kFloat && m * k * n >= kOneDnnMacs && at::hasMKLDNN();
+}
+
+// a (m, k) @ b (k, n), any strides: at::mm, or oneDNN's matmul for a large float32 product.
+inline Tensor product_of(const Tensor& a, const Tensor& b) {
+  if (!onednn_product(a.scalar_type(), a.size(0), a.size(1), b.size(1))) return at::mm(a, b);
+  // other strides (a column slice, say) would run on oneDNN's slow reference kernel
+  auto dense = [](const Tensor& t) { return t.is_contiguous() || t.t().is_contiguous() ? t : t.contiguous(); };
+  Tensor out = at::empty({a.size(0), b.size(1)}, a.options());
+  at::native::mkldnn_matmul(dense(a), dense(b), out, 0.f, 1.f);
+  return out;
+}
+
 // Row-major C (m, n) = op(A) op(B) + beta C, with op(A) (m, k) and op(B) (k, n): the
 // column-major product C^T = op(B)^T op(A)^T, whose transposition flags are the same.
 template <typename T>
@@ -129,6 +156,10 @@ template <typename T> struct StepProduct {
       for (int64_t k = 0; k < K; ++k) wt[k * N + n] = w[n * K + k];
   }
   void operator()(int64_t rows, const T* h, T beta, T* out) const {
+    if (onednn_product(c10::CppTypeToScalarType<T>::value, rows, K, N)) {
+      onednn(rows, h, true, K, N, beta, out);
+      return;
+    }
     if (wt.empty()) {
       gemm<T>(false, true, rows, N, K, h, w, beta, out);
       return;
@@ -140,11 +171,25 @@ template <typename T> struct StepProduct {
   // one row, or at most kRows rows of a W of at most kElements values (W's rows as they are,
   // no copy); a few rows of a large W, each of which reads W again, keep BLAS.
   void backward(int64_t rows, const T* g, T beta, T* out) const {
+    if (onednn_product(c10::CppTypeToScalarType<T>::value, rows, N, K)) {
+      onednn(rows, g, false, N, K, beta, out);
+      return;
+    }
     if (rows > kRows || (rows > 1 && N * K > kElements)) {
       gemm<T>(false, false, rows, K, N, g, w, beta, out);
       return;
     }
     combine_rows(rows, g, w, N, K, beta, out);
+  }
+
+  // out (rows, width) = a (rows, k) op(W) + beta out on oneDNN's matmul, op(W) = W^T (k = K,
+  // width = N) if transposed, else W (k = N, width = K).
+  void onednn(int64_t rows, const T* a, bool transposed, int64_t k, int64_t width, T beta, T* out) const {
+    const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+    const Tensor weight = at::from_blob(const_cast<T*>(w), {N, K}, opts);
+    at::native::mkldnn_matmul(at::from_blob(const_cast<T*>(a), {rows, k}, opts),
+                              transposed ? weight.t() : weight, at::from_blob(out, {rows, width}, opts),
+                              static_cast<float>(beta), 1.f);
   }
 
   // out (rows, width) = c (rows, n) M + beta out for a row-major M (n, width): each c[b, i]

@@ -42,7 +42,7 @@ inline int64_t padded(int64_t x) {
 // a (m, k) @ b (k, n) or its transposes, in bfloat16 products when low (the result in a's
 // dtype). oneDNN compiles a kernel for every new shape, and batches vary in B·T: in bfloat16, m and k are padded with zeros (padded()).
 Tensor product(const Tensor& a, const Tensor& b, bool low) {
-  if (!low) return at::mm(a, b);
+  if (!low) return product_of(a, b);
   const int64_t m = a.size(0), k = a.size(1), mp = padded(m), kp = padded(k);
   Tensor al = mp == m && kp == k ? a.to(at::kBFloat16) : at::zeros({mp, kp}, a.options().dtype(at::kBFloat16));
   if (mp != m || kp != k) al.narrow(0, 0, m).narrow(1, 0, k).copy_(a);
@@ -54,8 +54,9 @@ Tensor product(const Tensor& a, const Tensor& b, bool low) {
 // x2d (T·B, I) -> xp (T, B, G) = x W_ih^T + b.
 Tensor project(const Tensor& x2d, const Tensor& w_ih, const Tensor& b, int64_t T, int64_t B, bool low) {
   Tensor xp;
-  if (b.numel() && !low) xp = at::addmm(b, x2d, w_ih.t());
-  else {
+  if (b.numel() && !low && !onednn_product(x2d.scalar_type(), x2d.size(0), x2d.size(1), w_ih.size(0))) {
+    xp = at::addmm(b, x2d, w_ih.t());
+  } else {
     xp = product(x2d, w_ih.t(), low);
     if (b.numel()) xp.add_(b);
   }

@@ -185,8 +185,8 @@ std::vector<Tensor> lstm_backward(const Tensor& dy_in, const Tensor& dhT, const 
     }
   });
   Tensor flat = dgates.view({T * B, 4 * H});
-  Tensor d_w_hh = flat.t().mm(hprev.view({T * B, R}));
-  Tensor d_w_hr = proj ? dr_all.view({T * B, R}).t().mm(m.view({T * B, H})) : at::empty({0}, opts);
+  Tensor d_w_hh = product_of(flat.t(), hprev.view({T * B, R}));
+  Tensor d_w_hr = proj ? product_of(dr_all.view({T * B, R}).t(), m.view({T * B, H})) : at::empty({0}, opts);
   Tensor d_w_ch = at::empty({0}, opts);
   if (peephole) {
     d_w_ch = at::stack({(dgates.narrow(2, 0, H) * cprev).sum({0, 1}),
@@ -303,7 +303,7 @@ std::vector<Tensor> gru_backward(const Tensor& dy_in, const Tensor& dhT, const T
     }
   });
   Tensor flat = dhp.view({T * B, 3 * H});
-  Tensor d_w_hh = flat.t().mm(hprev.view({T * B, H}));
+  Tensor d_w_hh = product_of(flat.t(), hprev.view({T * B, H}));
   Tensor d_b_hh = bias ? flat.sum(0) : at::empty({0}, opts);
   return {dxp, dh, d_w_hh, d_b_hh};
 }
@@ -385,7 +385,7 @@ std::vector<Tensor> elman_backward(const Tensor& dy_in, const Tensor& dhT, const
       recur.backward(rows, d_t, T_(0), dh_p);  // d h(t-1) = d pre W_hh
     }
   });
-  Tensor d_w_hh = dpre.view({T * B, H}).t().mm(hprev.view({T * B, H}));
+  Tensor d_w_hh = product_of(dpre.view({T * B, H}).t(), hprev.view({T * B, H}));
   return {dpre, dh, d_w_hh};
 }
 
