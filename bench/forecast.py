@@ -1,7 +1,8 @@
 """Forecasting speed, side by side in one process: training rnnkit's recurrent forecaster
-(:class:`rnnkit.tasks.forecast_models.RecurrentAR`, one member) against what a PyTorch user
-writes (``nn.LSTM`` + ``nn.Linear`` giving the mean and log standard deviation), on the same
-windows of a real series, the same Gaussian loss, Adam; windows (steps) per second; and the
+(:class:`rnnkit.tasks.forecast_models.RecurrentAR`, one member, with the task's optimizer)
+against what a PyTorch user writes (``nn.LSTM`` + ``nn.Linear`` giving the mean and log
+standard deviation, ``torch.optim.Adam``), on the same windows of a real series, the same
+Gaussian loss; windows (steps) per second; and the
 time of a whole backtest table.
 
     python -m bench.forecast --series ~/.cache/rnnkit/series/airline.csv [--threads 1]
@@ -21,6 +22,7 @@ from torch import nn
 from bench.common import machine, race
 from rnnkit.commands.process import keep_freed_memory
 from rnnkit.layers import CellKind
+from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.tasks.forecast import Windows
 from rnnkit.tasks.forecast_data import Transform, auto_transform, read_series
 from rnnkit.tasks.forecast_models import RecurrentAR, gaussian_nll
@@ -41,9 +43,8 @@ class TorchAR(nn.Module):
 
 
 class Trainer:
-    def __init__(self, model, batches):
-        self.model, self.batches, self.i = model, batches, 0
-        self.opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    def __init__(self, model, batches, optimizer):
+        self.model, self.batches, self.i, self.opt = model, batches, 0, optimizer
 
     def step(self):
         b = self.batches[self.i % len(self.batches)]
@@ -65,11 +66,13 @@ def training(series: Path, hidden: int, layers: int, seconds: float, repeats: in
 
     def ours():
         torch.manual_seed(0)
-        return Trainer(RecurrentAR(CellKind.LSTM, 0, hidden, layers), batches)
+        model = RecurrentAR(CellKind.LSTM, 0, hidden, layers)
+        return Trainer(model, batches, build_optimizer(model, OptimizerConfig(lr=3e-3)))  # as the task's fit
 
     def theirs():
         torch.manual_seed(0)
-        return Trainer(TorchAR(hidden, layers), batches)
+        model = TorchAR(hidden, layers)
+        return Trainer(model, batches, torch.optim.Adam(model.parameters(), lr=3e-3))
 
     results = race({"rnnkit": ours, "torch": theirs}, seconds, repeats)
     rates = {r.name: r.median for r in results}

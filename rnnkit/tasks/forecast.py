@@ -34,6 +34,7 @@ from torch import nn
 from rnnkit.batch import Batch
 from rnnkit.checkpoint import Checkpoint, load_weights, read_config
 from rnnkit.layers import CellKind
+from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.runner import TrainingJob
 from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
 from rnnkit.tasks.forecast_baselines import Forecast
@@ -246,7 +247,7 @@ class NeuralForecaster:
         c = self.config
         windows, objective, held_out = self.prepare(y, u)
         keep = KeepBest(self.model, "mae")
-        state = fit(self.model, objective, windows, torch.optim.Adam(self.model.parameters(), lr=c.lr),
+        state = fit(self.model, objective, windows, build_optimizer(self.model, OptimizerConfig(lr=c.lr)),
                     FitConfig(epochs=c.epochs, max_minutes=max_minutes, clip_norm=5.0),
                     [Evaluate(self.model, held_out), EarlyStopping("mae", c.patience), keep])
         self.report = {"epochs": state.epoch, "held_out_mae": keep.best, "window": self.window,
