@@ -9,8 +9,9 @@ time steps in one matrix product::
 
     cell(x_t, state) == cell.recur(cell.project(x_t), state)
 
-States are tuples of ``(B, *)`` tensors. Dimensions: B batch, I input,
-H hidden (cell) size, P projection size, G = gates × H.
+Their matrix products are torch's, through :mod:`rnnkit.kernels.gemm` (which runs
+large float32 ones on oneDNN's matmul). States are tuples of ``(B, *)`` tensors.
+Dimensions: B batch, I input, H hidden (cell) size, P projection size, G = gates × H.
 """
 
 from __future__ import annotations

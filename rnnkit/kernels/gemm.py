@@ -3,8 +3,8 @@
 torch runs ``torch.mm``, ``addmm`` and ``F.linear`` on the CPU through its BLAS (MKL in
 the PyPI wheel); its oneDNN library, which runs ``nn.LSTM``, has its own matmul. The two
 give the same products; which is faster depends on the processor (MKL takes a slower
-path on some non-Intel CPUs) and on the product's size: oneDNN's matmul costs ~10 µs to
-set up per call, so small products stay with BLAS.
+path on some non-Intel CPUs) and on the product's size: a oneDNN matmul call costs more
+to set up than a BLAS call, so small products stay with BLAS.
 
 :func:`linear`, :func:`mm` and :func:`addmm` are those three functions with their
 gradients, and :class:`Linear` is ``nn.Linear`` on :func:`linear`. A float32 CPU product
