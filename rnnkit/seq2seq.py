@@ -255,15 +255,12 @@ class Decoder(nn.Module):
         steps, alphas, prev = [], [], inputs[:, 0]
         for t in range(inputs.shape[1]):
             if t > 0:
-                prev = inputs[:, t]
-                if sampling > 0:
-                    own = torch.rand(prev.shape, generator=generator, device=prev.device) < sampling  # (B,)
-                    prev = torch.where(own, steps[-1].detach().argmax(-1), prev)
+                own = torch.rand(prev.shape, generator=generator, device=prev.device) < sampling  # (B,)
+                prev = torch.where(own, steps[-1].detach().argmax(-1), inputs[:, t])
             logits, state, alpha = self.step(prev, state)
             steps.append(logits)
             alphas.append(alpha)
         return torch.stack(steps, 1), None if alphas[0] is None else torch.stack(alphas, 1)
-
 
     def _fed_back(self, inputs: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing with input feeding: the steps of :meth:`step`, with what no step
