@@ -116,7 +116,7 @@ class ElmanCell(Cell):
         return self.bias
 
     def project(self, x: Tensor) -> Tensor:
-        return gemm.linear(x, self.weight_ih, self.bias)  # (..., H)
+        return gemm.linear(x, self.weight_ih, self.project_bias)  # (..., H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         (h,) = state
@@ -179,7 +179,7 @@ class LSTMCell(Cell):
         return self.bias
 
     def project(self, x: Tensor) -> Tensor:
-        return gemm.linear(x, self.weight_ih, self.bias)  # (..., 4H)
+        return gemm.linear(x, self.weight_ih, self.project_bias)  # (..., 4H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         r, c = state  # (B, R), (B, H)
@@ -229,7 +229,7 @@ class GRUCell(Cell):
         return self.bias_ih
 
     def project(self, x: Tensor) -> Tensor:
-        return gemm.linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
+        return gemm.linear(x, self.weight_ih, self.project_bias)  # (..., 3H)
 
     def recur(self, xp: Tensor, state: State) -> tuple[Tensor, State]:
         (h,) = state  # (B, H)

@@ -215,6 +215,11 @@ class Decoder(nn.Module):
 
     def _output(self, o: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor | None]:
         """(logits, h̃, attention weights) from the stack's output o (N, [T,] Hd)."""
+        tilde, alpha = self._tilde(o, state)
+        return self.out(self.drop(tilde)), tilde, alpha
+
+    def _tilde(self, o: Tensor, state: DecoderState) -> tuple[Tensor, Tensor | None]:
+        """(h̃, attention weights) from the stack's output o (N, [T,] Hd)."""
         alpha = None
         if self.attention is not None:
             context, alpha = self.attention(o, state.memory)
@@ -223,20 +228,25 @@ class Decoder(nn.Module):
         else:
             context = None
         tilde = o if context is None else torch.tanh(self.combine(torch.cat([context, o], dim=-1)))  # h̃
-        return self.out(self.drop(tilde)), tilde, alpha
+        return tilde, alpha
+
+    def _upper(self, x: Tensor, state: DecoderState, rnn: list[tuple[Tensor, ...]]) -> Tensor:
+        """The layers above the first for one step, on the first's output x (N, Hd), with the
+        layer's dropout before each; their new states are appended to ``rnn``."""
+        for layer, cell in enumerate(self.rnn.cells[1:], start=1):
+            if self.rnn.dropout > 0:
+                x = nn.functional.dropout(x, self.rnn.dropout, self.training)
+            x, st = cell(x, state.rnn[layer])  # (N, Hd)
+            rnn.append(st)
+        return x
 
     def step(self, prev: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState, Tensor | None]:
         """One step: prev (N,) the previous symbols -> logits (N, V), the next state, and the
         attention weights (N, S) (None without attention). The stack's cells run one step
         each, with the layer's dropout between them."""
-        x = self._inputs(prev, state)  # (N, width)
-        rnn = []
-        for layer, cell in enumerate(self.rnn.cells):
-            x, st = cell(x, state.rnn[layer])  # x: (N, Hd)
-            rnn.append(st)
-            if layer < len(self.rnn.cells) - 1 and self.rnn.dropout > 0:
-                x = nn.functional.dropout(x, self.rnn.dropout, self.training)
-        logits, tilde, alpha = self._output(x, state)
+        x, st = self.rnn.cells[0](self._inputs(prev, state), state.rnn[0])  # (N, Hd)
+        rnn = [st]
+        logits, tilde, alpha = self._output(self._upper(x, state, rnn), state)
         return logits, DecoderState(rnn, tilde if self.feeds else None, state.summary, state.memory), alpha
 
     def forward(self, inputs: Tensor, lengths: Tensor, state: DecoderState, sampling: float = 0.0,
@@ -276,13 +286,7 @@ class Decoder(nn.Module):
             xp = known[:, t] + gemm.linear(state.feed, w_feed)  # (B, G)
             x, st = first.recur(xp, state.rnn[0])  # (B, Hd)
             rnn = [st]
-            for layer, cell in enumerate(self.rnn.cells[1:], start=1):
-                if self.rnn.dropout > 0:
-                    x = nn.functional.dropout(x, self.rnn.dropout, self.training)
-                x, st = cell(x, state.rnn[layer])
-                rnn.append(st)
-            context, alpha = self.attention(x, state.memory)
-            tilde = torch.tanh(self.combine(torch.cat([context, x], dim=-1)))  # h̃ (B, Hd)
+            tilde, alpha = self._tilde(self._upper(x, state, rnn), state)  # h̃ (B, Hd)
             state = DecoderState(rnn, tilde, state.summary, state.memory)
             tildes.append(tilde)
             alphas.append(alpha)

@@ -1,13 +1,13 @@
 """rnnkit.kernels.gemm: each routed product against the torch function it stands for, value
 and gradients, on both sides of the size rule; what never routes (float64, autocast);
-and a cell above the size rule against torch.nn's with copied weights."""
+and a cell above the size rule against torch.nn's with copied weights; the extension's rule is the same."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from rnnkit.cells import LSTMCell
-from rnnkit.kernels import gemm
+from rnnkit.kernels import fused, gemm
 
 needs_onednn = pytest.mark.skipif(gemm._onednn() is None, reason="this torch has no oneDNN matmul")
 
@@ -85,3 +85,8 @@ def test_a_cell_above_the_rule_matches_torch_lstmcell():
     h_ref, c_ref = ref(x, (h, c))
     torch.testing.assert_close(y, h_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(c1, c_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.extension
+def test_the_extension_applies_the_same_size_rule():
+    assert fused.extension().ONEDNN_MACS == gemm.ONEDNN_MACS

@@ -175,4 +175,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("linear_adam_backward", &rnnkit::linear_adam_backward);
   m.def("adam_low_step", &rnnkit::adam_low_step);
   m.def("kept_empty", &rnnkit::kept_empty);
+  m.attr("ONEDNN_MACS") = rnnkit::kOneDnnMacs;  // the size rule, read by its test against rnnkit.kernels.gemm's
 }
