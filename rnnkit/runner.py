@@ -55,6 +55,7 @@ class TrainingJob:
     metric: str | None = None  # the dev metric for early stopping, plateau schedule and best model
     minimize: bool = True
     carry_state: bool = False  # the loader's batches continue each other (a stream): carry the state across
+    patience_updates: int | None = None  # the default patience covers this many updates (None: the command's)
     notes: list[str] = field(default_factory=list)  # what the command tells the user about the data
     files: dict[str, str | bytes] = field(default_factory=dict)  # other files of the model directory (name -> contents)
 

@@ -48,8 +48,8 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # every seq2seq vocabulary starts <
 class Seq2SeqConfig:
     source_vocab: int = setting(rule=NATURAL)  # V_s; 0 for a non-text encoder (VectorEncoder)
     target_vocab: int = setting(rule=NATURAL)  # V_t, the specials included; 0 until the data sets it
-    embed_size: int = setting(256, COUNT)  # E, source and target embeddings
-    hidden_size: int = setting(256, COUNT)  # H, each encoder layer per direction
+    embed_size: int = setting(256, NATURAL)  # E, source and target embeddings; 0: the data's (training_job)
+    hidden_size: int = setting(256, NATURAL)  # H, each encoder layer per direction; 0: the data's
     encoder_layers: int = setting(2, COUNT)
     bidirectional: bool = True  # the encoder reads both ways
     decoder_hidden: int = setting(0, NATURAL)  # Hd; 0: D·H, the memory's width
@@ -71,7 +71,7 @@ class Seq2SeqConfig:
         if self.feed_context and self.attention is not None:
             raise SettingError("feed_context", "is the no-attention decoder's context; with attention the "
                                                "context is attention's", type(self).__name__)
-        if self.tie_embeddings and self.embed_size != self.out_hidden:
+        if self.tie_embeddings and self.embed_size and self.hidden_size and self.embed_size != self.out_hidden:
             raise SettingError("tie_embeddings", f"needs embed_size == the decoder's width; got {self.embed_size} "
                                                  f"and {self.out_hidden}", type(self).__name__)
 
@@ -309,6 +309,10 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, config: Seq2SeqConfig, encoder: nn.Module | None = None):
         super().__init__()
+        for name in ("embed_size", "hidden_size"):
+            if not getattr(config, name):
+                raise SettingError(name, "0 (the data's width) is for the training job to set: give a width",
+                                   type(config).__name__)
         self.config = config
         self.encoder = encoder if encoder is not None else RecurrentEncoder(config)
         self.decoder = Decoder(config, self.encoder.summary_size, self.encoder.memory_size)

@@ -113,3 +113,10 @@ def test_threads_flag_is_a_count_or_auto(tmp_path, capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([*command, "--threads", "0"])
         assert "argument --threads: must be a count >= 1" in capsys.readouterr().err
+
+
+def test_the_default_patience_covers_the_jobs_updates():
+    from rnnkit.commands.common import MIN_PATIENCE, PATIENCE_UPDATES, default_patience
+    assert default_patience(10_000) == MIN_PATIENCE
+    assert default_patience(10) == PATIENCE_UPDATES // 10
+    assert default_patience(94, 1000) == 11  # ceil(1000 / 94): a seq2seq job's

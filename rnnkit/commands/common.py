@@ -79,7 +79,7 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     g.add_argument("--patience", type=rule(RunConfig, "patience"), default=None,
                    help="epochs without dev improvement before stopping (default: enough epochs for "
-                        f"{PATIENCE_UPDATES} updates, at least {MIN_PATIENCE}); 0: never stop early")
+                        f"{PATIENCE_UPDATES} updates (seq2seq: 1000), at least {MIN_PATIENCE}); 0: never stop early")
     g.add_argument("--holdout", type=FRACTION, default=0.1,
                    help="without --dev, this fraction of the training data is held out as dev data (0: none)")
     g.add_argument("--optimizer", choices=[m.value for m in Method], default="adam", help="the update rule")
@@ -110,10 +110,11 @@ def common_parent() -> argparse.ArgumentParser:
     return p
 
 
-def default_patience(batches_per_epoch: int) -> int:
-    """Epochs without dev improvement before stopping: enough for PATIENCE_UPDATES updates,
-    so that a small data set (few updates per epoch) is not stopped on the noise of a few."""
-    return max(MIN_PATIENCE, -(-PATIENCE_UPDATES // max(batches_per_epoch, 1)))
+def default_patience(batches_per_epoch: int, updates: int | None = None) -> int:
+    """Epochs without dev improvement before stopping: enough for ``updates`` updates (None:
+    PATIENCE_UPDATES), so that a small data set (few updates per epoch) is not stopped on
+    the noise of a few."""
+    return max(MIN_PATIENCE, -(-(updates or PATIENCE_UPDATES) // max(batches_per_epoch, 1)))
 
 
 def eval_parent() -> argparse.ArgumentParser:
@@ -253,7 +254,7 @@ def run_job(args: argparse.Namespace, job: TrainingJob, world: World, run: RunCo
     if job.metric is None and (run.patience or 0) > 0:
         raise SettingError("patience", "needs dev data: give --dev, or a --holdout above 0")
     if run.patience is None and job.metric is not None:
-        run = replace(run, patience=default_patience(job.batches_per_epoch))
+        run = replace(run, patience=default_patience(job.batches_per_epoch, job.patience_updates))
     elif run.patience == 0:
         run = replace(run, patience=None)
     say = world.is_main

@@ -173,8 +173,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="image: the source field is an image file, encoded into one vector (one-to-many)")
     train.add_argument("--model", choices=MODELS, default="seq2seq",
                        help="the encoder-decoder, or a baseline: per-position (images), copy, phonetisaurus (G2P)")
-    train.add_argument("--vocab-size", type=rule(Seq2SeqData, "vocab_size"), default=8000,
-                       help="subword: pieces per side (fewer where the text has fewer)")
+    train.add_argument("--vocab-size", type=rule(Seq2SeqData, "vocab_size"), default=0,
+                       help="subword: pieces per side (fewer where the text has fewer); default: about one per "
+                            "200 words of the side, 1k-32k")
     train.add_argument("--min-freq", type=rule(Seq2SeqData, "min_freq"), default=1,
                        help="rarer symbols are read as <unk>")
     train.add_argument("--max-length", type=rule(Seq2SeqData, "max_length"), default=250,
@@ -191,9 +192,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--attention", choices=[NO_ATTENTION, *(s.value for s in Scoring)], default=None,
                    help="none (Sutskever, Cho), additive (Bahdanau), dot or general (Luong; the default for text)")
     g.add_argument("--cell", choices=[c.value for c in CellKind], default="lstm", help="encoder and decoder")
-    g.add_argument("--embed", type=rule(Seq2SeqConfig, "embed_size"), default=256, help="embedding width")
-    g.add_argument("--hidden", type=rule(Seq2SeqConfig, "hidden_size"), default=256,
-                   help="encoder units per layer and direction")
+    g.add_argument("--embed", type=rule(Seq2SeqConfig, "embed_size"), default=0,
+                   help="embedding width (default: --hidden's rule)")
+    g.add_argument("--hidden", type=rule(Seq2SeqConfig, "hidden_size"), default=0,
+                   help="encoder units per layer and direction; default: the widest of 64-512 with at most "
+                        "10 parameters per training target symbol")
     g.add_argument("--layers", type=rule(Seq2SeqConfig, "encoder_layers"), default=2, help="encoder layers")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=True, help="encoder")
     g.add_argument("--decoder-hidden", type=rule(Seq2SeqConfig, "decoder_hidden"), default=0,

@@ -38,10 +38,12 @@ from rnnkit.seq2seq import UNK_ID, Seq2Seq, Seq2SeqConfig
 from rnnkit.settings import COUNT, FRACTION, NATURAL, SettingError, check, setting
 from rnnkit.tasks.captions import ImageSource, PositionClassifier, image_encoder
 from rnnkit.tasks.seq2seq_data import Side, Tokenizer, Units, collate, encode_pairs
+from rnnkit.tasks.seq2seq_sizes import default_pieces, on_meta, sized
 from rnnkit.train import StepOutput
 
 SPM_FILES = {"source": "source.spm", "target": "target.spm"}
 DEV_DECODED = 1000  # dev sources decoded (greedy) at each epoch's end
+PATIENCE_UPDATES = 1000  # the default patience: a decoded dev error jumps more from epoch to epoch than a loss
 SUMMARY = 256  # an image encoder's vector
 
 
@@ -63,7 +65,7 @@ class Seq2SeqData:
     dev: Path | None = None  # scored at each epoch's end; None: held out of train (holdout)
     units: Units = Units.WORD  # both sides' symbols (the target's only, for images)
     source: SourceKind = SourceKind.TEXT
-    vocab_size: int = setting(8000, COUNT)  # subword: pieces per side
+    vocab_size: int = setting(0, NATURAL)  # subword: pieces per side; 0: by the side's size (seq2seq_sizes)
     min_freq: int = setting(1, COUNT)  # rarer symbols read as <unk>
     max_length: int = setting(250, COUNT)  # symbols per side; longer sides are cut (and named)
     batch_tokens: int = setting(3000, COUNT)  # symbols per batch (the longer side, padding included)
@@ -213,9 +215,10 @@ class Sides:
 
 
 def fit_sides(data: Seq2SeqData, pairs: Sequence[Pair]) -> Sides:
-    source = None if data.source is SourceKind.IMAGE else \
-        Side.fit(data.units, [p.source for p in pairs], data.vocab_size, data.min_freq)
-    target = Side.fit(data.units, [p.target for p in pairs], data.vocab_size, data.min_freq)
+    def side(texts: list[str]) -> Side:
+        return Side.fit(data.units, texts, data.vocab_size or default_pieces(texts), data.min_freq)
+    source = None if data.source is SourceKind.IMAGE else side([p.source for p in pairs])
+    target = side([p.target for p in pairs])
     files = {SPM_FILES[name]: side.tokenizer.model for name, side in (("source", source), ("target", target))
              if side is not None and side.tokenizer.model is not None}
     return Sides(source, target, files)
@@ -296,6 +299,10 @@ def training_job(data: Seq2SeqData, config: Seq2SeqConfig, world: World = SINGLE
                               "target_vocab": len(sides.target.vocab)})
     shape = reader.shape if images else None
     positions = resumed.config.get("positions", 0) if resumed else max(lengths)
+    if kind is ModelKind.SEQ2SEQ and not (config.embed_size and config.hidden_size):
+        config = sized(config, sum(len(t) + 1 for _, t in examples),
+                       on_meta(lambda c: build_model(c, kind, shape, positions)))
+        notes.append(f"widths for the data's size: embeddings {config.embed_size}, hidden {config.hidden_size}")
     model = build_model(config, kind, shape, positions)
     batching = BatchingConfig(max_tokens=None, batch_size=data.batch_images, seed=data.seed) if images else \
         BatchingConfig(max_tokens=data.batch_tokens, batch_size=None, seed=data.seed)
@@ -318,7 +325,7 @@ def training_job(data: Seq2SeqData, config: Seq2SeqConfig, world: World = SINGLE
     vocabs = {"target": sides.target.vocab} if images else {"source": sides.source.vocab, "target": sides.target.vocab}
     return TrainingJob(model, objective, loader, len(loader.sampler), header, vocabs,
                        evaluate=dev_scores if dev else None, metric="error" if dev else None, minimize=True,
-                       notes=notes, files=sides.files)
+                       patience_updates=PATIENCE_UPDATES, notes=notes, files=sides.files)
 
 
 def load_translator(directory: Path) -> tuple[Decoder, Checkpoint]:
