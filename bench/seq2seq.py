@@ -35,6 +35,8 @@ from rnnkit.tasks.seq2seq import load_translator
 from rnnkit.tasks.seq2seq_data import Side, Units, collate, encode_pairs
 from rnnkit.train import Precision
 
+WIDTH = 256  # embeddings and encoder units per direction (the decoder: 512), as the G2P model's defaults
+
 
 class TorchSeq2Seq(nn.Module):
     """Idiomatic PyTorch: packed nn.LSTM encoder, tanh bridge, nn.LSTMCell decoder with input
@@ -124,8 +126,8 @@ def batches(data: Path, units: Units, pairs: int, batch_tokens: int):
 def training(data: Path, units: Units, pairs: int, batch_tokens: int, seconds: float, repeats: int,
              feeding: bool, bf16: bool = False) -> dict:
     train, V_s, V_t = batches(data, units, pairs, batch_tokens)
-    config = Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, attention=Scoring.GENERAL, input_feeding=feeding,
-                           dropout=0.0)
+    config = Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, embed_size=WIDTH, hidden_size=WIDTH,
+                           attention=Scoring.GENERAL, input_feeding=feeding, dropout=0.0)
 
     def ours():
         torch.manual_seed(0)
@@ -163,7 +165,8 @@ def decoding(data: Path, units: Units, count: int, beam: int, model_dir: Path | 
     else:
         train, V_s, V_t = batches(data, units, count, 10**9)
         torch.manual_seed(0)
-        model = Seq2Seq(Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, dropout=0.0)).eval()
+        model = Seq2Seq(Seq2SeqConfig(source_vocab=V_s, target_vocab=V_t, embed_size=WIDTH, hidden_size=WIDTH,
+                                      dropout=0.0)).eval()
         ids = [train[0].inputs[i, :int(n)].tolist() for i, n in enumerate(train[0].lengths)]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # batches of similar lengths, as translate does
     config = SearchConfig(beam=beam, max_ratio=1.5, max_extra=5)

@@ -48,8 +48,8 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3  # every seq2seq vocabulary starts <
 class Seq2SeqConfig:
     source_vocab: int = setting(rule=NATURAL)  # V_s; 0 for a non-text encoder (VectorEncoder)
     target_vocab: int = setting(rule=NATURAL)  # V_t, the specials included; 0 until the data sets it
-    embed_size: int = setting(256, NATURAL)  # E, source and target embeddings; 0: the data's (training_job)
-    hidden_size: int = setting(256, NATURAL)  # H, each encoder layer per direction; 0: the data's
+    embed_size: int = setting(0, NATURAL)  # E, source and target embeddings; 0: the data's (training_job)
+    hidden_size: int = setting(0, NATURAL)  # H, each encoder layer per direction; 0: the data's
     encoder_layers: int = setting(2, COUNT)
     bidirectional: bool = True  # the encoder reads both ways
     decoder_hidden: int = setting(0, NATURAL)  # Hd; 0: D·H, the memory's width

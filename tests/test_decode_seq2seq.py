@@ -99,7 +99,7 @@ def test_sampling_is_reproducible_and_greedy_at_its_limits():
 
 def test_a_vector_encoder_decodes_one_to_many():
     torch.manual_seed(0)
-    config = Seq2SeqConfig(source_vocab=0, target_vocab=8, embed_size=6, attention=None, dropout=0.0,
+    config = Seq2SeqConfig(source_vocab=0, target_vocab=8, embed_size=6, hidden_size=5, attention=None, dropout=0.0,
                            decoder_hidden=10)
     model = Seq2Seq(config, VectorEncoder(nn.Linear(4, 7), 7)).eval()
     x = torch.randn(3, 4)
