@@ -267,6 +267,29 @@ def test_extension_equals_reference_on_wide_layers(kind, lengths):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.extension
+@pytest.mark.parametrize("kind", WIDE)
+def test_extension_equals_reference_in_float32_with_many_rows(kind):
+    """Float32, whose per-step products of a small weight run on common.h's tiled
+    RowCombine for any number of rows (on AVX-512), and whose gates use the fast sigmoid
+    and tanh: against the loop over the cell, every gradient included. The running rows
+    fall from 11 to 1, through every tail of the 4-row tiles."""
+    lengths = torch.tensor([9, 9, 8, 8, 7, 6, 5, 4, 3, 2, 1])
+    results = []
+    for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
+        torch.manual_seed(5)
+        layer = WIDE[kind]()
+        layer.kernel = kernel
+        x = torch.randn(len(lengths), 9, 6, requires_grad=True)
+        y, s = layer(x, lengths)
+        weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
+                   for k, t in enumerate((y, *as_tuple(s)))]
+        sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
+        results.append([y, *as_tuple(s), x.grad, *(p.grad for p in layer.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5)
+
+
 ABOVE_ONEDNN = {  # per-step products of at least common.h's kOneDnnMacs at the full batch of 64
     "lstm": lambda: LSTM(128, 128, bidirectional=True),
     "lstmp": lambda: LSTM(128, 128, proj_size=64),

@@ -67,13 +67,13 @@ void lstm_step(T* gates, T* c, T* c_out, T* m, const T* peep, int64_t n, int64_t
       const V cp = V::loadu(cb + j, k);
       V zi = V::loadu(g + j, k), zf = V::loadu(g + H + j, k), zo = V::loadu(g + 3 * H + j, k);
       if (peep) { zi = zi + V::loadu(peep + j, k) * cp; zf = zf + V::loadu(peep + H + j, k) * cp; }
-      const V i = vsigm(zi), f = vsigm(zf), gg = V::loadu(g + 2 * H + j, k).tanh();
+      const V i = vsigm(zi), f = vsigm(zf), gg = vtanh(V::loadu(g + 2 * H + j, k));
       const V cn = f * cp + i * gg;
       if (peep) zo = zo + V::loadu(peep + 2 * H + j, k) * cn;
       const V o = vsigm(zo);
       i.store(g + j, k); f.store(g + H + j, k); gg.store(g + 2 * H + j, k); o.store(g + 3 * H + j, k);
       cn.store(cb + j, k); cn.store(co + j, k);
-      (o * cn.tanh()).store(mb + j, k);
+      (o * vtanh(cn)).store(mb + j, k);
     });
   });
 }
@@ -95,7 +95,7 @@ void lstm_step_back(const T* gates, const T* cs, const T* cprev, const T* dm, T*
     for_vectors<T>(H, [&](int64_t j, int k) {
       const V i = V::loadu(g + j, k), f = V::loadu(g + H + j, k);
       const V gg = V::loadu(g + 2 * H + j, k), o = V::loadu(g + 3 * H + j, k);
-      const V tc = V::loadu(cn + j, k).tanh(), d_m = V::loadu(dmb + j, k), c_prev = V::loadu(cp + j, k);
+      const V tc = vtanh(V::loadu(cn + j, k)), d_m = V::loadu(dmb + j, k), c_prev = V::loadu(cp + j, k);
       const V d_o = d_m * tc * o * (one - o);
       V d_c = V::loadu(dcb + j, k) + d_m * o * (one - tc * tc);
       if (peep) d_c = d_c + d_o * V::loadu(peep + 2 * H + j, k);
@@ -212,7 +212,7 @@ void gru_step(const T* xp, const T* hp, T* act, T* hn, T* h, T* y, int64_t n, in
       const V r = vsigm(V::loadu(x + j, k) + V::loadu(p + j, k));
       const V z = vsigm(V::loadu(x + H + j, k) + V::loadu(p + H + j, k));
       const V p_n = V::loadu(p + 2 * H + j, k);
-      const V nn = (V::loadu(x + 2 * H + j, k) + r * p_n).tanh();
+      const V nn = vtanh(V::loadu(x + 2 * H + j, k) + r * p_n);
       const V hnew = nn + z * (V::loadu(hb + j, k) - nn);
       r.store(a + j, k); z.store(a + H + j, k); nn.store(a + 2 * H + j, k);
       p_n.store(hn + b * H + j, k);
@@ -313,7 +313,7 @@ std::vector<Tensor> gru_backward(const Tensor& dy_in, const Tensor& dhT, const T
 enum Act : int64_t { kTanh = 0, kRelu = 1, kSigmoid = 2 };
 
 template <typename T> inline Vec<T> activate(const Vec<T>& z, int64_t a) {
-  return a == kTanh ? z.tanh() : a == kRelu ? at::vec::maximum(z, Vec<T>(T(0))) : vsigm(z);
+  return a == kTanh ? vtanh(z) : a == kRelu ? at::vec::maximum(z, Vec<T>(T(0))) : vsigm(z);
 }
 
 // Derivative through the activation's output y.
