@@ -66,3 +66,12 @@ def test_default_transforms_follow_the_series():
     assert auto_transform(shift).difference is False  # an early level shift (the Nile's dam): no trend
     cycle = 5 + np.sin(t / 3)
     assert auto_transform(cycle).difference is False
+
+
+def test_a_strong_season_is_differenced_and_a_weak_one_is_not():
+    t, noise = np.arange(120.0), np.random.default_rng(0).normal(0, 1.0, 120)
+    monthly = 20 + 4 * np.sin(2 * np.pi * t / 12) + 0.3 * noise
+    assert auto_transform(monthly, 12) == TransformConfig(seasonal_difference=True)
+    assert auto_transform(monthly).seasonal_difference is False  # no season given
+    assert auto_transform(20 + 0.2 * np.sin(2 * np.pi * t / 12) + noise, 12).seasonal_difference is False
+    assert auto_transform(monthly[:30], 12).seasonal_difference is False  # under three seasons

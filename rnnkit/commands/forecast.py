@@ -53,14 +53,15 @@ def _data(args: argparse.Namespace, path: Path) -> ForecastData:
     return ForecastData(path, args.column, _columns(args.exog), args.season, args.date_column)
 
 
-def _config(args: argparse.Namespace, y: np.ndarray) -> ForecastConfig:
+def _config(args: argparse.Namespace, y: np.ndarray, season: int) -> ForecastConfig:
     """The flags' config; transforms not given are chosen by the series' training part."""
     if len(y) <= args.horizon + 2:
         raise SettingError("horizon", f"{args.horizon} steps leave no history to learn from in a series of {len(y)}")
-    auto = auto_transform(y[:-args.horizon])
+    auto = auto_transform(y[:-args.horizon], season)
     transform = TransformConfig(log=auto.log if args.log is None else args.log,
                                 difference=auto.difference if args.difference is None else args.difference,
-                                seasonal_difference=args.seasonal_difference)
+                                seasonal_difference=auto.seasonal_difference if args.seasonal_difference is None
+                                else args.seasonal_difference)
     return ForecastConfig(horizon=args.horizon, model=ModelKind(args.model), strategy=Strategy(args.strategy),
                           hidden=args.hidden, layers=args.layers, window=args.window, delays=args.delays,
                           error_delays=args.error_delays, exog_only=args.exog_only, dropout=args.dropout,
@@ -75,7 +76,11 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     resumed = getattr(args, "resumed", None)
     if args.patience is None:
         args.patience = ForecastConfig.patience  # the engine's early stopping and the config agree
-    config = ForecastConfig(**resumed.config["forecast"]) if resumed else _config(args, read(data).target)
+    if resumed:
+        config = ForecastConfig(**resumed.config["forecast"])
+    else:
+        series = read(data)
+        config = _config(args, series.target, series.season)
     run = start_run(args)
     if maybe_launch(args, argv):
         return 0
@@ -161,7 +166,7 @@ def _backtest(args: argparse.Namespace, argv: list[str]) -> int:
 
     def neural(kind: ModelKind, strategy: Strategy = Strategy.RECURSIVE):
         def forecast(hist, u_hist, u_future):
-            config = replace(_config(args, hist), model=kind, strategy=strategy)
+            config = replace(_config(args, hist, series.season), model=kind, strategy=strategy)
             return NeuralForecaster(config, series.season).fit(hist, u_hist).forecast(hist, u_hist, u_future)
         return forecast
 
@@ -214,7 +219,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
                    help="forecast the log (default: for a positive series whose level doubles)")
     g.add_argument("--difference", action=argparse.BooleanOptionalAction, default=None,
                    help="forecast the first difference (default: while a KPSS test rejects stationarity)")
-    g.add_argument("--seasonal-difference", action="store_true", help="forecast y(t) - y(t - season)")
+    g.add_argument("--seasonal-difference", action=argparse.BooleanOptionalAction, default=None,
+                   help="forecast y(t) - y(t - season) (default: where the season explains more than 64%% of "
+                        "the variance)")
     g.add_argument("--level", type=rule(ForecastConfig, "level"), default=0.8, help="the interval's coverage")
     g.add_argument("--paths", type=rule(ForecastConfig, "paths"), default=200,
                    help="sample paths for a recursive model's interval")

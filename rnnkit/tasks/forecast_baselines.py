@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
+from rnnkit.tasks.forecast_data import SEASONAL_STRENGTH, seasonal_strength
+
 LONG_SEASON = 24  # longer seasons: STL takes the season out before ARIMA
 
 
@@ -180,7 +182,7 @@ def _choose_arima(x: np.ndarray, season: int) -> dict:
     if m > LONG_SEASON:  # the orders of the STL-adjusted series; STLForecast adds the season back
         from statsmodels.tsa.seasonal import STL
         return {**_choose_arima(x - np.asarray(STL(x, period=m).fit().seasonal), 1), "stl_period": m}
-    D = int(m > 0 and _seasonal_strength(x, m) > 0.64)
+    D = int(m > 0 and seasonal_strength(x, m) > SEASONAL_STRENGTH)
     y = x[m:] - x[:-m] if D else x
     d = 0
     while d < 2 and len(y) > 10 and kpss(y, nlags="auto")[1] < 0.05:
@@ -193,10 +195,3 @@ def _choose_arima(x: np.ndarray, season: int) -> dict:
         if score < best_aicc:
             best, best_aicc = order, score
     return best
-
-
-def _seasonal_strength(x: np.ndarray, m: int) -> float:
-    from statsmodels.tsa.seasonal import STL
-    parts = STL(x, period=m).fit()
-    remainder, seasonal = np.asarray(parts.resid), np.asarray(parts.seasonal)
-    return max(0.0, 1 - np.var(remainder) / np.var(remainder + seasonal))

@@ -192,22 +192,39 @@ class Transform:
         return np.exp(d) if self.config.log else d
 
 
-def auto_transform(y: np.ndarray) -> TransformConfig:
+def auto_transform(y: np.ndarray, season: int = 1) -> TransformConfig:
     """The transforms a forecaster of ``y`` defaults to: log for a positive series whose
-    level changes by a factor of 2 or more (so its variations scale with it); the first
-    difference for a trend a network would not extrapolate: a KPSS test rejecting level
-    stationarity at 5% and a straight line explaining at least half of the variance (a
-    level shift, a cycle, is left to the network)."""
+    level changes by a factor of 2 or more (so its variations scale with it); the seasonal
+    difference where the season explains more than 64% of the variance left after the
+    trend (``seasonal_strength``, the rule auto.arima and the ARIMA baseline use for D), so
+    that the network forecasts the change from a season before; then the first difference
+    for a trend a network would not extrapolate: a KPSS test rejecting level stationarity
+    at 5% and a straight line explaining at least half of the variance (a level shift, a
+    cycle, is left to the network)."""
     import warnings
 
     from statsmodels.tsa.stattools import kpss
     y = np.asarray(y, dtype=np.float64)
     log = bool((y > 0).all() and y.max() >= 2 * y.min())
     x = np.log(y) if log else y
+    seasonal = season > 1 and len(x) >= 3 * season and seasonal_strength(x, season) > SEASONAL_STRENGTH
+    if seasonal:
+        x = x[season:] - x[:-season]
     t = np.arange(len(x), dtype=np.float64)
     slope, intercept = np.polyfit(t, x, 1)
     explained = 1 - np.var(x - (slope * t + intercept)) / max(np.var(x), 1e-300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # KPSS's p-value table bounds
         difference = len(x) > 10 and explained >= 0.5 and kpss(x, nlags="auto")[1] < 0.05
-    return TransformConfig(log=log, difference=bool(difference))
+    return TransformConfig(log=log, difference=bool(difference), seasonal_difference=bool(seasonal))
+
+
+SEASONAL_STRENGTH = 0.64  # Wang, Smith & Hyndman (2006)'s threshold for a seasonal difference
+
+
+def seasonal_strength(x: np.ndarray, season: int) -> float:
+    """1 - var(remainder) / var(seasonal + remainder) of an STL decomposition, in [0, 1]."""
+    from statsmodels.tsa.seasonal import STL
+    parts = STL(x, period=season).fit()
+    remainder, seasonal = np.asarray(parts.resid), np.asarray(parts.seasonal)
+    return max(0.0, 1 - float(np.var(remainder) / np.var(remainder + seasonal)))
