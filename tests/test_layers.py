@@ -275,19 +275,22 @@ def test_extension_equals_reference_in_float32_with_many_rows(kind):
     and tanh: against the loop over the cell, every gradient included. The running rows
     fall from 11 to 1, through every tail of the 4-row tiles."""
     lengths = torch.tensor([9, 9, 8, 8, 7, 6, 5, 4, 3, 2, 1])
-    results = []
-    for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
-        torch.manual_seed(5)
-        layer = WIDE[kind]()
-        layer.kernel = kernel
-        x = torch.randn(len(lengths), 9, 6, requires_grad=True)
-        y, s = layer(x, lengths)
-        weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
-                   for k, t in enumerate((y, *as_tuple(s)))]
-        sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
-        results.append([y, *as_tuple(s), x.grad, *(p.grad for p in layer.parameters())])
-    for a, b in zip(*results):
+    for a, b in zip(*(_run_with_gradients(WIDE[kind], kernel, (len(lengths), 9, 6), lengths, seed=5)
+                      for kernel in (Kernel.EXTENSION, Kernel.REFERENCE))):
         torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-5)
+
+
+def _run_with_gradients(make, kernel: Kernel, shape, lengths, seed: int) -> list[torch.Tensor]:
+    """A float32 layer from ``make`` on ``kernel``: its outputs, final states, and the
+    gradients of the input and every weight for random weightings of the outputs."""
+    torch.manual_seed(seed)
+    layer = make()
+    layer.kernel = kernel
+    x = torch.randn(*shape, requires_grad=True)
+    y, s = layer(x, lengths)
+    weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k)) for k, t in enumerate((y, *as_tuple(s)))]
+    sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
+    return [y, *as_tuple(s), x.grad, *(p.grad for p in layer.parameters())]
 
 
 ABOVE_ONEDNN = {  # per-step products of at least common.h's kOneDnnMacs at the full batch of 64
@@ -307,18 +310,8 @@ def test_extension_equals_reference_above_the_onednn_rule(kind):
     per-step products cross back under the rule."""
     lengths = torch.tensor([6] * 40 + [4] * 16 + [1] * 8)
     assert 64 * 128 * 512 >= gemm.ONEDNN_MACS > 8 * 256 * 256
-    results = []
-    for kernel in (Kernel.EXTENSION, Kernel.REFERENCE):
-        torch.manual_seed(4)
-        layer = ABOVE_ONEDNN[kind]()
-        layer.kernel = kernel
-        x = torch.randn(64, 6, 128, requires_grad=True)
-        y, s = layer(x, lengths)
-        weights = [torch.randn_like(t, generator=torch.Generator().manual_seed(k))
-                   for k, t in enumerate((y, *as_tuple(s)))]
-        sum((t * w).sum() for t, w in zip((y, *as_tuple(s)), weights)).backward()
-        results.append([y, *as_tuple(s), x.grad, *(p.grad for p in layer.parameters())])
-    for a, b in zip(*results):
+    for a, b in zip(*(_run_with_gradients(ABOVE_ONEDNN[kind], kernel, (64, 6, 128), lengths, seed=4)
+                      for kernel in (Kernel.EXTENSION, Kernel.REFERENCE))):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
