@@ -75,3 +75,6 @@ def test_a_strong_season_is_differenced_and_a_weak_one_is_not():
     assert auto_transform(monthly).seasonal_difference is False  # no season given
     assert auto_transform(20 + 0.2 * np.sin(2 * np.pi * t / 12) + noise, 12).seasonal_difference is False
     assert auto_transform(monthly[:30], 12).seasonal_difference is False  # under three seasons
+    trend = 100 + 0.5 * t + monthly  # its level under doubled: no log
+    assert auto_transform(trend, 12).difference is False  # the seasonal difference took the trend
+    assert auto_transform(trend, 12, seasonal_difference=False) == TransformConfig(difference=True)

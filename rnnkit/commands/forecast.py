@@ -57,11 +57,10 @@ def _config(args: argparse.Namespace, y: np.ndarray, season: int) -> ForecastCon
     """The flags' config; transforms not given are chosen by the series' training part."""
     if len(y) <= args.horizon + 2:
         raise SettingError("horizon", f"{args.horizon} steps leave no history to learn from in a series of {len(y)}")
-    auto = auto_transform(y[:-args.horizon], season)
+    auto = auto_transform(y[:-args.horizon], season, args.seasonal_difference)
     transform = TransformConfig(log=auto.log if args.log is None else args.log,
                                 difference=auto.difference if args.difference is None else args.difference,
-                                seasonal_difference=auto.seasonal_difference if args.seasonal_difference is None
-                                else args.seasonal_difference)
+                                seasonal_difference=auto.seasonal_difference)
     return ForecastConfig(horizon=args.horizon, model=ModelKind(args.model), strategy=Strategy(args.strategy),
                           hidden=args.hidden, layers=args.layers, window=args.window, delays=args.delays,
                           error_delays=args.error_delays, exog_only=args.exog_only, dropout=args.dropout,

@@ -192,7 +192,7 @@ class Transform:
         return np.exp(d) if self.config.log else d
 
 
-def auto_transform(y: np.ndarray, season: int = 1) -> TransformConfig:
+def auto_transform(y: np.ndarray, season: int = 1, seasonal_difference: bool | None = None) -> TransformConfig:
     """The transforms a forecaster of ``y`` defaults to: log for a positive series whose
     level changes by a factor of 2 or more (so its variations scale with it); the seasonal
     difference where the season explains more than 64% of the variance left after the
@@ -200,14 +200,16 @@ def auto_transform(y: np.ndarray, season: int = 1) -> TransformConfig:
     that the network forecasts the change from a season before; then the first difference
     for a trend a network would not extrapolate: a KPSS test rejecting level stationarity
     at 5% and a straight line explaining at least half of the variance (a level shift, a
-    cycle, is left to the network)."""
+    cycle, is left to the network). A ``seasonal_difference`` given is taken as it is, and
+    the first difference is decided after it."""
     import warnings
 
     from statsmodels.tsa.stattools import kpss
     y = np.asarray(y, dtype=np.float64)
     log = bool((y > 0).all() and y.max() >= 2 * y.min())
     x = np.log(y) if log else y
-    seasonal = season > 1 and len(x) >= 3 * season and seasonal_strength(x, season) > SEASONAL_STRENGTH
+    seasonal = seasonal_difference if seasonal_difference is not None else \
+        season > 1 and len(x) >= 3 * season and seasonal_strength(x, season) > SEASONAL_STRENGTH
     if seasonal:
         x = x[season:] - x[:-season]
     t = np.arange(len(x), dtype=np.float64)
