@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnkit.data.errors import DataError
-from rnnkit.tasks.forecast_data import Transform, TransformConfig, auto_transform, read_series
+from rnnkit.tasks.forecast_data import Transform, TransformConfig, auto_transform, describe, read_series
 
 
 def _csv(tmp_path, text):
@@ -78,3 +78,9 @@ def test_a_strong_season_is_differenced_and_a_weak_one_is_not():
     trend = 100 + 0.5 * t + monthly  # its level under doubled: no log
     assert auto_transform(trend, 12).difference is False  # the seasonal difference took the trend
     assert auto_transform(trend, 12, seasonal_difference=False) == TransformConfig(difference=True)
+
+
+def test_the_transforms_are_named_in_their_order():
+    assert describe(TransformConfig(log=True, difference=True, seasonal_difference=True)) == \
+        "log, seasonal difference, difference, standardised"
+    assert describe(TransformConfig(standardise=False)) == "none"

@@ -38,7 +38,7 @@ from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.runner import TrainingJob
 from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
 from rnnkit.tasks.forecast_baselines import Forecast
-from rnnkit.tasks.forecast_data import SeriesData, Transform, TransformConfig, read_series
+from rnnkit.tasks.forecast_data import SeriesData, Transform, TransformConfig, describe, read_series
 from rnnkit.tasks.forecast_models import (
     DirectForecaster,
     Ensemble,
@@ -348,7 +348,8 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
               "frequency": series.frequency, "date_column": data.date_column, "last_date": series.dates[-1]}
     notes = [*series.notes, f"{len(series.target)} {series.frequency} steps of {target} (season {series.season}); "
              f"{len(windows.inputs)} training windows of {forecaster.window}; the last {config.horizon} held out; "
-             f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters"]
+             f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters",
+             f"transforms: {describe(config.transform)}"]
     return TrainingJob(forecaster.model, objective, windows, len(windows), header, evaluate=held_out, metric="mae",
                        minimize=True, notes=notes)
 

@@ -138,6 +138,13 @@ class TransformConfig:
 
 
 
+def describe(config: TransformConfig) -> str:
+    """The transforms in the order they are taken, e.g. "log, seasonal difference"."""
+    names = [name for name, on in (("log", config.log), ("seasonal difference", config.seasonal_difference),
+                                   ("difference", config.difference), ("standardised", config.standardise)) if on]
+    return ", ".join(names) or "none"
+
+
 class Transform:
     """y -> z and back: log, then the seasonal difference, then the first difference, then
     standardisation; fitted on a history and inverted on forecasts that follow it."""
