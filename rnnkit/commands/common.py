@@ -79,7 +79,8 @@ def common_parent() -> argparse.ArgumentParser:
     g.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     g.add_argument("--patience", type=rule(RunConfig, "patience"), default=None,
                    help="epochs without dev improvement before stopping (default: enough epochs for "
-                        f"{PATIENCE_UPDATES} updates (seq2seq: 1000), at least {MIN_PATIENCE}); 0: never stop early")
+                        f"{PATIENCE_UPDATES} updates, or the task's own count (seq2seq's is larger), at least "
+                        f"{MIN_PATIENCE}); 0: never stop early")
     g.add_argument("--holdout", type=FRACTION, default=0.1,
                    help="without --dev, this fraction of the training data is held out as dev data (0: none)")
     g.add_argument("--optimizer", choices=[m.value for m in Method], default="adam", help="the update rule")
