@@ -1,6 +1,7 @@
 """NeuralForecaster: fitting on a history is seeded (two fits give identical forecasts), the
-interval holds its mean, the held-out block never enters training, and forecasts from bad
-histories or exogenous columns of the wrong length are clear errors."""
+interval holds its mean, the held-out block never enters training, forecasts from bad
+histories or exogenous columns of the wrong length are clear errors, and the season's phase
+reaches the network from the history's first step on the clock."""
 
 import numpy as np
 import pytest
@@ -48,3 +49,19 @@ def test_bad_histories_are_refused(fitted):
         fitted.forecast(SERIES, np.zeros((5, 1)), np.zeros((6, 1)))
     with pytest.raises(ValueError, match="fit the forecaster first"):
         NeuralForecaster(fitted.config, 12).forecast(SERIES, None, None)
+
+
+def test_the_phase_of_the_season_reaches_the_network_from_the_clock():
+    f = _fitted(harmonics=2)
+    assert f.model.members[0].tdnn.input_size == 1 + 4  # the value, sin and cos of two harmonics
+    at = {start: f.forecast(SERIES, None, None, start).mean for start in (0, 3, 12)}
+    np.testing.assert_array_equal(at[0], at[12])  # a season later: the same phase
+    assert not np.allclose(at[0], at[3])
+
+
+def test_a_model_directory_from_before_the_exogenous_transforms_is_refused(fitted):
+    header = fitted.header()
+    assert NeuralForecaster.from_header(header, 0).exog.state() == []
+    del header["exog_transforms"]
+    with pytest.raises(ValueError, match="older rnnkit"):
+        NeuralForecaster.from_header(header, 0)

@@ -1,6 +1,8 @@
 """A series to forecast: each date form's frequency and season, irregular, repeated and
 missing dates named by line, gaps interpolated and counted, bad values named by file, line
-and column, and every transform inverted exactly on the values that follow its history."""
+and column, every transform inverted exactly on the values that follow its history, each
+step's clock (its phase in the season whatever the file's first date), the phase features,
+and the exogenous columns' transforms fitted on the history alone."""
 
 import itertools
 
@@ -8,7 +10,15 @@ import numpy as np
 import pytest
 
 from rnnkit.data.errors import DataError
-from rnnkit.tasks.forecast_data import Transform, TransformConfig, auto_transform, describe, read_series
+from rnnkit.tasks.forecast_data import (
+    ExogTransform,
+    Transform,
+    TransformConfig,
+    auto_transform,
+    describe,
+    read_series,
+    season_features,
+)
 
 
 def _csv(tmp_path, text):
@@ -84,3 +94,41 @@ def test_the_transforms_are_named_in_their_order():
     assert describe(TransformConfig(log=True, difference=True, seasonal_difference=True)) == \
         "log, seasonal difference, difference, standardised"
     assert describe(TransformConfig(standardise=False)) == "none"
+
+
+@pytest.mark.parametrize("dates,phase", [
+    (["1990-11", "1990-12", "1991-01"], [10, 11, 0]), (["1990Q4", "1991Q1"], [3, 0]),
+    (["2021-05-01T23:00", "2021-05-01T23:30", "2021-05-02T00:00"], [46, 47, 0]),
+    (["1970-01-01", "1970-01-02"], [0, 1])])
+def test_the_clock_counts_steps_on_the_calendar(tmp_path, dates, phase):
+    s = read_series(_csv(tmp_path, "date,y\n" + "".join(f"{d},{k}\n" for k, d in enumerate(dates))))
+    assert (s.clock % s.season).tolist() == phase
+    assert np.diff(s.clock).tolist() == [1] * (len(dates) - 1)
+
+
+def test_season_features_follow_the_phase():
+    f = season_features(np.arange(100, 148), 24, 3)  # (48, 6): sin of k = 1..3, then cos
+    assert f.shape == (48, 6)
+    np.testing.assert_allclose(f[:24], f[24:])
+    np.testing.assert_allclose(f[:, 0] ** 2 + f[:, 3] ** 2, 1.0)
+    phase = (100 + np.arange(48)) % 24
+    np.testing.assert_allclose(f[:, 1], np.sin(4 * np.pi * phase / 24), atol=1e-12)
+
+
+def test_exogenous_columns_are_transformed_on_their_history_alone():
+    t = np.arange(80.0)
+    rng = np.random.default_rng(0)
+    u = np.stack([np.exp(0.03 * t) * 100 + rng.normal(0, 1, 80), rng.normal(0, 1, 80)], 1)  # growth; noise
+    e = ExogTransform().fit(u[:60])
+    assert [(c["log"], c["difference"]) for c in e.state()] == [(True, True), (False, False)]
+    x = e.apply(u)
+    assert x[0, 0] == 0.0  # no step before the first: the mean
+    np.testing.assert_allclose(x[1:60, 0].mean(), 0, atol=1e-12)
+    np.testing.assert_allclose([x[1:60, 0].std(), x[:60, 1].std()], 1.0)
+    np.testing.assert_allclose(x[1:, 0], (np.diff(np.log(u[:, 0])) - e.columns[0].mean) / e.columns[0].std)
+    np.testing.assert_array_equal(e.apply(u[:60]), x[:60])  # later rows change no earlier one
+    np.testing.assert_array_equal(ExogTransform.from_state(e.state()).apply(u), x)
+    with pytest.raises(ValueError, match="column 1 .* must stay positive"):
+        e.apply(-u)
+    with pytest.raises(ValueError, match="3 exogenous columns"):
+        e.apply(np.zeros((5, 3)))

@@ -34,6 +34,7 @@ from rnnkit.tasks.forecast import (
     ModelKind,
     NeuralForecaster,
     Strategy,
+    auto_harmonics,
     load_forecaster,
     read,
     training_job,
@@ -64,6 +65,7 @@ def _config(args: argparse.Namespace, y: np.ndarray, season: int) -> ForecastCon
     return ForecastConfig(horizon=args.horizon, model=ModelKind(args.model), strategy=Strategy(args.strategy),
                           hidden=args.hidden, layers=args.layers, window=args.window, delays=args.delays,
                           error_delays=args.error_delays, exog_only=args.exog_only, dropout=args.dropout,
+                          harmonics=auto_harmonics(season) if args.harmonics is None else args.harmonics,
                           level=args.level, paths=args.paths, epochs=args.epochs, patience=args.patience,
                           lr=args.lr, batch_size=args.batch_size, seed=args.seed, transform=transform)
 
@@ -108,7 +110,7 @@ def _eval(args: argparse.Namespace, argv: list[str]) -> int:
                                          "best epoch: score later data, or compare on held-out origins with "
                                          "rnnkit forecast backtest")
     history, actual = y[:-h], y[-h:]
-    f = forecaster.forecast(history, u[:-h], u[-h:])
+    f = forecaster.forecast(history, u[:-h], u[-h:], int(series.clock[0]))
     metrics = {**forecast_errors(history, actual, f.mean, forecaster.season),
                "coverage": coverage(actual, f.lower, f.upper), "count": float(h)}
     base = _baselines(history, forecaster.season, h, forecaster.config.level)
@@ -142,7 +144,7 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> int:
         if missing:
             raise DataError(args.future, None, f"no row for {missing[0]} (--future needs {dates[0]} to {dates[-1]})")
         future = rows.values[[at[d] for d in dates]]
-    f = forecaster.forecast(series.target, series.exog, future)
+    f = forecaster.forecast(series.target, series.exog, future, int(series.clock[0]))
     print("date,forecast,lower,upper")
     for row in zip(dates, f.mean, f.lower, f.upper):
         print(f"{row[0]},{row[1]:.6g},{row[2]:.6g},{row[3]:.6g}")
@@ -161,12 +163,13 @@ def _backtest(args: argparse.Namespace, argv: list[str]) -> int:
     data = _data(args, args.data)
     series = read(data)
     models = [ModelKind(m) for m in _columns(args.models)]
-    h = args.horizon
+    h, start = args.horizon, int(series.clock[0])
 
     def neural(kind: ModelKind, strategy: Strategy = Strategy.RECURSIVE):
         def forecast(hist, u_hist, u_future):
             config = replace(_config(args, hist, series.season), model=kind, strategy=strategy)
-            return NeuralForecaster(config, series.season).fit(hist, u_hist).forecast(hist, u_hist, u_future)
+            forecaster = NeuralForecaster(config, series.season).fit(hist, u_hist, start=start)
+            return forecaster.forecast(hist, u_hist, u_future, start)
         return forecast
 
     def baseline(kind: BaselineKind):
@@ -221,6 +224,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seasonal-difference", action=argparse.BooleanOptionalAction, default=None,
                    help="forecast y(t) - y(t - season) (default: where the season explains more than 64%% of "
                         "the variance)")
+    g.add_argument("--harmonics", type=rule(ForecastConfig, "harmonics"), default=None,
+                   help="sin and cos pairs of the season's phase as inputs (default: 2 for a season of 24 "
+                        "steps or more, else 0)")
     g.add_argument("--level", type=rule(ForecastConfig, "level"), default=0.8, help="the interval's coverage")
     g.add_argument("--paths", type=rule(ForecastConfig, "paths"), default=200,
                    help="sample paths for a recursive model's interval")

@@ -14,9 +14,12 @@ weights are kept. Forecasts are inverted back to y's scale.
 
 The recursive models need future exogenous values for every forecast step (the known
 covariates of the notes' solar and wind set-up; ``exog_only`` reads them alone, without the
-target's past); the direct model reads the exogenous columns of its window only.
+target's past); the direct model reads the exogenous columns of its window only. The
+network reads the exogenous columns transformed (:class:`ExogTransform`, fitted with the
+target's transform) and, with ``harmonics`` K, the phase of each step in the season
+(:func:`season_features`, from the step's clock: ``start`` is the history's first step).
 
-Dimensions: T history, W window, C exogenous columns, h horizon, P paths.
+Dimensions: T history, W window, C exogenous columns, h horizon, P paths, K harmonics.
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from rnnkit.optim import OptimizerConfig, build_optimizer
 from rnnkit.runner import TrainingJob
 from rnnkit.settings import COUNT, FRACTION, NATURAL, POSITIVE, SettingError, check, setting
 from rnnkit.tasks.forecast_baselines import Forecast
-from rnnkit.tasks.forecast_data import SeriesData, Transform, TransformConfig, describe, read_series
+from rnnkit.tasks.forecast_data import (
+    ExogTransform,
+    SeriesData,
+    Transform,
+    TransformConfig,
+    describe,
+    read_series,
+    season_features,
+)
 from rnnkit.tasks.forecast_models import (
     DirectForecaster,
     Ensemble,
@@ -75,6 +86,7 @@ class ForecastConfig:
     delays: int = setting(0, NATURAL)  # NARX's and TDNN's taps of the past (0: the season, at least 4)
     error_delays: int = setting(0, NATURAL)  # NARMAX: taps of past errors
     exog_only: bool = False  # NARX: the exogenous columns alone (no past of the target)
+    harmonics: int = setting(0, NATURAL)  # K: sin and cos pairs of the season's phase given as inputs
     dropout: float = setting(0.0, FRACTION)
     level: float = setting(0.8, FRACTION)  # the prediction interval's coverage
     paths: int = setting(200, COUNT)  # sample paths of a recursive model's interval
@@ -119,12 +131,25 @@ def window_length(config: ForecastConfig, season: int, available: int) -> int:
     return W
 
 
+def auto_harmonics(season: int) -> int:
+    """K a forecaster defaults to: 2 for a season of 24 steps or more (hours of a day, weeks
+    of a year), whose phase a recurrent state would have to count; none for shorter ones,
+    which the delays and the seasonal difference span."""
+    return 2 if season >= 24 else 0
+
+
+def inputs(config: ForecastConfig, exog: int, season: int) -> int:
+    """The network's input columns besides the target: the exogenous ones and 2K phase features."""
+    return exog + (2 * config.harmonics if season > 1 else 0)
+
+
 def build_model(config: ForecastConfig, exog: int, season: int) -> Ensemble:
-    """``config.ensemble`` members, each seeded from ``config.seed`` and its index."""
+    """``config.ensemble`` members, each seeded from ``config.seed`` and its index, reading
+    ``exog`` columns and the phase features."""
     members = []
     for k in range(config.ensemble):
         torch.manual_seed(config.seed * 1000 + k)
-        members.append(build_member(config, exog, season))
+        members.append(build_member(config, inputs(config, exog, season), season))
     return Ensemble(members)
 
 
@@ -213,13 +238,22 @@ class NeuralForecaster:
     def __init__(self, config: ForecastConfig, season: int):
         self.config, self.season = config, season
         self.transform = Transform(config.transform, season)
+        self.exog = ExogTransform()
         self.model: nn.Module | None = None
         self.window = 0  # W, as trained
         self.report: dict = {}
 
-    def prepare(self, y: np.ndarray, u: np.ndarray | None) -> tuple[Windows, Callable, Callable]:
-        """For a history y (T,) with u (T, C): the model (built, seeded), the training windows
-        of all but the last horizon steps, the objective, and the held-out closed-loop MAE."""
+    def _inputs(self, u: np.ndarray, start: int) -> np.ndarray:
+        """(N, C) consecutive rows from clock ``start`` -> (N, C + 2K) the network's inputs."""
+        x = self.exog.apply(u)
+        if self.season > 1 and self.config.harmonics:
+            x = np.concatenate([x, season_features(start + np.arange(len(u)), self.season, self.config.harmonics)], 1)
+        return x
+
+    def prepare(self, y: np.ndarray, u: np.ndarray | None, start: int = 0) -> tuple[Windows, Callable, Callable]:
+        """For a history y (T,) with u (T, C), its first step at clock ``start``: the model
+        (built, seeded), the training windows of all but the last horizon steps, the
+        objective, and the held-out closed-loop MAE."""
         c, h = self.config, self.config.horizon
         u = np.zeros((len(y), 0)) if u is None else np.asarray(u, dtype=np.float64)
         if len(y) <= h + self.transform.lost + 2:
@@ -227,10 +261,12 @@ class NeuralForecaster:
                              f"{self.transform.lost} taken by differencing")
         train_y = y[:-h]
         self.transform.fit(train_y)  # the training part's scale, kept for every later forecast
+        self.exog.fit(u[:len(train_y)])
+        C, u = u.shape[1], self._inputs(u, start)
         z = self.transform.apply(train_y)
         direct = c.strategy is Strategy.DIRECT
         W = self.window = window_length(c, self.season, len(z) - (h if direct else 1))
-        self.model = build_model(c, u.shape[1], self.season)
+        self.model = build_model(c, C, self.season)
         windows = Windows(z, u[self.transform.lost:len(train_y)], W, h, direct, c.batch_size, c.seed)
         burn = 0 if isinstance(self.model.members[0], RecurrentAR) else taps(c, self.season)
 
@@ -240,12 +276,13 @@ class NeuralForecaster:
 
         return windows, objective_for(min(burn, W - 1)), held_out
 
-    def fit(self, y: np.ndarray, u: np.ndarray | None, max_minutes: float | None = None) -> NeuralForecaster:
-        """Train on the history y (T,) with u (T, C), in memory: the last horizon steps held
-        out, the best epoch's weights kept."""
+    def fit(self, y: np.ndarray, u: np.ndarray | None, max_minutes: float | None = None,
+            start: int = 0) -> NeuralForecaster:
+        """Train on the history y (T,) with u (T, C), first step at clock ``start``, in memory:
+        the last horizon steps held out, the best epoch's weights kept."""
         from rnnkit.callbacks import EarlyStopping, Evaluate
         c = self.config
-        windows, objective, held_out = self.prepare(y, u)
+        windows, objective, held_out = self.prepare(y, u, start)
         keep = KeepBest(self.model, "mae")
         state = fit(self.model, objective, windows, build_optimizer(self.model, OptimizerConfig(lr=c.lr)),
                     FitConfig(epochs=c.epochs, max_minutes=max_minutes, clip_norm=5.0),
@@ -257,18 +294,24 @@ class NeuralForecaster:
     def header(self) -> dict:
         """What rebuilds the forecaster from a model directory (with its weights)."""
         return {"forecast": self.config.to_dict(), "season": self.season, "window": self.window,
-                "scale": [self.transform.mean, self.transform.std]}
+                "scale": [self.transform.mean, self.transform.std], "exog_transforms": self.exog.state()}
 
     @classmethod
     def from_header(cls, header: dict, exog: int) -> NeuralForecaster:
         f = cls(ForecastConfig(**header["forecast"]), header["season"])
         f.window = header["window"]
         f.transform.mean, f.transform.std = header["scale"]
+        if "exog_transforms" not in header:
+            raise ValueError("the model directory is from an older rnnkit, which read exogenous columns untransformed: "
+                             "train it again")
+        f.exog = ExogTransform.from_state(header["exog_transforms"])
         f.model = build_model(f.config, exog, f.season)
         return f
 
-    def forecast(self, y: np.ndarray, u_hist: np.ndarray | None, u_future: np.ndarray | None) -> Forecast:
-        """The next horizon values after the history y (T,) (u_hist (T, C), u_future (h, C))."""
+    def forecast(self, y: np.ndarray, u_hist: np.ndarray | None, u_future: np.ndarray | None,
+                 start: int = 0) -> Forecast:
+        """The next horizon values after the history y (T,) (u_hist (T, C), u_future (h, C)),
+        its first step at clock ``start``."""
         if self.model is None:
             raise ValueError("fit the forecaster first")
         y = np.asarray(y, dtype=np.float64)
@@ -283,6 +326,11 @@ class NeuralForecaster:
         if len(u_hist) != len(y) or u_future.shape[0] < h:
             raise ValueError(f"the exogenous columns need a row per history step ({len(y)}) and per forecast step "
                              f"({h}); got {len(u_hist)} and {u_future.shape[0]}")
+        if self.config.strategy is Strategy.DIRECT:  # the window's columns only
+            u_hist, u_future = self._inputs(u_hist, start), np.zeros((h, inputs(self.config, C, self.season)))
+        else:
+            rows = self._inputs(np.concatenate([u_hist, u_future[:h]]), start)
+            u_hist, u_future = rows[:len(y)], rows[len(y):]
         return self._forecast(self.model, y, u_hist, u_future, self.config.paths)
 
     @torch.no_grad()
@@ -342,7 +390,7 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
     steps, the Gaussian NLL, and the held-out closed-loop MAE as the dev metric."""
     series = read(data)
     forecaster = NeuralForecaster(config, series.season)
-    windows, objective, held_out = forecaster.prepare(series.target, series.exog)
+    windows, objective, held_out = forecaster.prepare(series.target, series.exog, int(series.clock[0]))
     target, exog = series.names
     header = {"task": "forecast", **forecaster.header(), "target": target, "exog": exog,
               "frequency": series.frequency, "date_column": data.date_column, "last_date": series.dates[-1]}
@@ -350,6 +398,9 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
              f"{len(windows.inputs)} training windows of {forecaster.window}; the last {config.horizon} held out; "
              f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters",
              f"transforms: {describe(config.transform)}"]
+    notes += [f"exogenous {name}: {describe(t.config)}" for name, t in zip(exog, forecaster.exog.columns)]
+    if config.harmonics and series.season > 1:
+        notes.append(f"the season's phase as inputs: {config.harmonics} sin and cos pairs")
     return TrainingJob(forecaster.model, objective, windows, len(windows), header, evaluate=held_out, metric="mae",
                        minimize=True, notes=notes)
 

@@ -10,9 +10,15 @@ irregular step is an error naming the line. A missing value (an empty field) is 
 filled by linear interpolation between its neighbours, and counted in the notes; a series
 that starts or ends with one is an error. The season is the calendar cycle of the
 frequency, as M4 counts it (1 yearly, 4 quarterly, 12 monthly, 52 weekly, 7 daily, 24
-hourly, 48 half-hourly), unless given.
+hourly, 48 half-hourly), unless given. Each step's place on the calendar is its ``clock``:
+steps of the frequency since 1970 (years, quarters, months, or fixed steps of time), so that
+its phase in the season is the same in every file of the series, whatever its first date.
 
-Dimensions: T steps, C exogenous columns.
+Exogenous columns are transformed as a target would be, each on its own training history
+(:class:`ExogTransform`), and a long season's phase can be given to a network as known
+inputs (:func:`season_features`).
+
+Dimensions: T steps, C exogenous columns, K harmonics.
 """
 
 from __future__ import annotations
@@ -101,6 +107,7 @@ class SeriesData:
     frequency: str
     season: int
     names: tuple[str, list[str]]  # the target's column and the exogenous ones
+    clock: np.ndarray  # (T,) int64, steps of the frequency since 1970
     notes: list[str] = field(default_factory=list)
 
 
@@ -115,7 +122,7 @@ def read_series(path: Path, column: str | None = None, exog: list[str] | None = 
     if column in exog:
         raise DataError(path, 1, f"{column!r} is the target; it cannot be an exogenous column too")
     series = read_csv_series(path, [column, *exog], date_column, missing=True)
-    freq, _ = frequency(series.dates, path)
+    freq, step = frequency(series.dates, path)
     values, notes = series.values.copy(), []
     for j, name in enumerate(series.columns):
         gaps = np.isnan(values[:, j])
@@ -126,7 +133,17 @@ def read_series(path: Path, column: str | None = None, exog: list[str] | None = 
             values[gaps, j] = np.interp(np.flatnonzero(gaps), np.flatnonzero(~gaps), values[~gaps, j])
             notes.append(f"{path}: {int(gaps.sum())} missing values of {name} interpolated linearly")
     season = season or SEASONS.get(freq, 1)
-    return SeriesData(values[:, 0], values[:, 1:], series.dates, freq, season, (column, exog), notes)
+    form = next(f for pattern, f in _FORMS if pattern.match(series.dates[0]))
+    clock = np.array([round(_ordinal(d, form) / step) for d in series.dates], dtype=np.int64)
+    return SeriesData(values[:, 0], values[:, 1:], series.dates, freq, season, (column, exog), clock, notes)
+
+
+def season_features(clock: np.ndarray, season: int, harmonics: int) -> np.ndarray:
+    """(T,) steps -> (T, 2K): sin and cos of 2πk·t/season for k = 1..K, the phase in the
+    season that a recurrent state could not count over a long one (DeepAR's time features)."""
+    k = np.arange(1, harmonics + 1)[None]
+    angle = 2 * np.pi * k * (np.asarray(clock, dtype=np.int64) % season)[:, None] / season
+    return np.concatenate([np.sin(angle), np.cos(angle)], 1)
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,48 @@ class Transform:
                 out[..., k] = d[..., k] + prev
             d = out
         return np.exp(d) if self.config.log else d
+
+
+class ExogTransform:
+    """Each exogenous column made a network's input as a target would be: log and the first
+    difference as :func:`auto_transform` chooses them for that column alone (no seasonal
+    difference), then standardised, all fitted on the training history. Rows keep their
+    steps: a differenced column's first row, which has no step before it, is its mean (0)."""
+
+    def __init__(self):
+        self.columns: list[Transform] = []
+
+    def fit(self, u: np.ndarray) -> ExogTransform:
+        """u (T, C), the history's columns."""
+        u = np.asarray(u, dtype=np.float64)
+        self.columns = [Transform(auto_transform(u[:, j], 1, False), 1).fit(u[:, j]) for j in range(u.shape[1])]
+        return self
+
+    def apply(self, u: np.ndarray) -> np.ndarray:
+        """(T, C) consecutive rows -> (T, C), the network's inputs."""
+        u = np.asarray(u, dtype=np.float64)
+        if u.shape[1] != len(self.columns):
+            raise ValueError(f"{u.shape[1]} exogenous columns where the transform was fitted on {len(self.columns)}")
+        out = np.zeros_like(u)
+        for j, t in enumerate(self.columns):
+            if t.config.log and (u[:, j] <= 0).any():
+                raise ValueError(f"exogenous column {j + 1} was positive in training and is logged: it must stay "
+                                 "positive")
+            out[t.lost:, j] = t.apply(u[:, j])
+        return out
+
+    def state(self) -> list[dict]:
+        return [{"log": t.config.log, "difference": t.config.difference, "mean": t.mean, "std": t.std}
+                for t in self.columns]
+
+    @classmethod
+    def from_state(cls, state: list[dict]) -> ExogTransform:
+        e = cls()
+        for c in state:
+            t = Transform(TransformConfig(log=c["log"], difference=c["difference"]), 1)
+            t.mean, t.std = c["mean"], c["std"]
+            e.columns.append(t)
+        return e
 
 
 def auto_transform(y: np.ndarray, season: int = 1, seasonal_difference: bool | None = None) -> TransformConfig:
