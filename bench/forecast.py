@@ -1,6 +1,6 @@
 """Forecasting speed, side by side in one process: training rnnkit's recurrent forecaster
 (:class:`rnnkit.tasks.forecast_models.RecurrentAR`, one member, with the task's optimizer)
-against what a PyTorch user writes (``nn.LSTM`` + ``nn.Linear`` giving the mean and log
+against what a PyTorch user writes (``nn.LSTM`` or ``nn.GRU`` + ``nn.Linear`` giving the mean and log
 standard deviation, ``torch.optim.Adam``), on the same windows of a real series, the same
 Gaussian loss; windows (steps) per second; and the
 time of a whole backtest table.
@@ -29,13 +29,15 @@ from rnnkit.tasks.forecast import Windows
 from rnnkit.tasks.forecast_data import Transform, auto_transform, read_series
 from rnnkit.tasks.forecast_models import RecurrentAR, gaussian_nll
 
+TORCH = {CellKind.LSTM: nn.LSTM, CellKind.GRU: nn.GRU}
+
 
 class TorchAR(nn.Module):
-    """Idiomatic PyTorch: nn.LSTM over [z(t-1)], a linear head to the mean and log σ."""
+    """Idiomatic PyTorch: nn.LSTM (or nn.GRU) over [z(t-1)], a linear head to the mean and log σ."""
 
-    def __init__(self, hidden: int, layers: int):
+    def __init__(self, kind: CellKind, hidden: int, layers: int):
         super().__init__()
-        self.rnn = nn.LSTM(1, hidden, layers, batch_first=True)
+        self.rnn = TORCH[kind](1, hidden, layers, batch_first=True)
         self.head = nn.Linear(hidden, 2)
 
     def forward(self, z_prev, u):
@@ -59,7 +61,7 @@ class Trainer:
         return b.inputs.numel(), float(loss.detach())
 
 
-def training(series: Path, hidden: int, layers: int, seconds: float, repeats: int) -> dict:
+def training(series: Path, kind: CellKind, hidden: int, layers: int, seconds: float, repeats: int) -> dict:
     s = read_series(series)
     transform = Transform(auto_transform(s.target), s.season).fit(s.target)
     z = transform.apply(s.target)
@@ -68,17 +70,18 @@ def training(series: Path, hidden: int, layers: int, seconds: float, repeats: in
 
     def ours():
         torch.manual_seed(0)
-        model = RecurrentAR(CellKind.LSTM, 0, hidden, layers)
+        model = RecurrentAR(kind, 0, hidden, layers)
         return Trainer(model, batches, build_optimizer(model, OptimizerConfig(lr=3e-3)))  # as the task's fit
 
     def theirs():
         torch.manual_seed(0)
-        model = TorchAR(hidden, layers)
+        model = TorchAR(kind, hidden, layers)
         return Trainer(model, batches, torch.optim.Adam(model.parameters(), lr=3e-3))
 
     results = race({"rnnkit": ours, "torch": theirs}, seconds, repeats)
     rates = {r.name: r.median for r in results}
-    return {"steps_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"], "hidden": hidden, "layers": layers,
+    return {"steps_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"], "cell": kind.value, "hidden": hidden,
+            "layers": layers,
             "windows_per_batch": 32, "window": windows.inputs.shape[1]}
 
 
@@ -92,7 +95,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as rnnkit's commands and bench.table2 do; the same for every column
     report = {"machine": machine(), "threads": args.threads, "series": str(args.series),
-              "training": [training(args.series, h, 1, args.seconds, args.repeats) for h in (32, 64)]}
+              "training": [training(args.series, kind, h, 1, args.seconds, args.repeats)
+                           for kind, h in ((CellKind.LSTM, 32), (CellKind.LSTM, 64), (CellKind.GRU, 32))]}
     from rnnkit.cli import main as cli
     start, table = time.perf_counter(), io.StringIO()
     with contextlib.redirect_stdout(table):  # the report is this script's one JSON object

@@ -41,18 +41,18 @@ class RecurrentAR(nn.Module):
 
     def forward(self, z_prev: Tensor, u: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """z_prev (B, T) the values before each step, u (B, T, C) -> mean, log σ (B, T)."""
-        y, _ = self.rnn(torch.cat([z_prev.unsqueeze(2), u], 2), lengths)  # (B, T, H)
-        out = self.head(y)
-        return out[..., 0], out[..., 1]
+        y, _ = self.rnn(_features(z_prev.unsqueeze(2), u), lengths)  # (B, T, H)
+        mean, log_sigma = self.head(y).unbind(2)  # one node each way, where two indexings would be two
+        return mean, log_sigma
 
     def start(self, z_prev: Tensor, u: Tensor) -> list[tuple[Tensor, ...]]:
         """The state after a history (B, T) (each layer's cell state)."""
-        _, state = self.rnn(torch.cat([z_prev.unsqueeze(2), u], 2))
+        _, state = self.rnn(_features(z_prev.unsqueeze(2), u))
         parts = state if isinstance(state, tuple) else (state,)
         return [tuple(p[layer] for p in parts) for layer in range(len(self.rnn.cells))]
 
     def step(self, state, z_prev: Tensor, u_t: Tensor) -> tuple[Tensor, Tensor, list]:
-        x = torch.cat([z_prev.unsqueeze(1), u_t], 1)  # (B, 1 + C)
+        x = _features(z_prev.unsqueeze(1), u_t)  # (B, 1 + C)
         new = []
         for cell, s in zip(self.rnn.cells, state):
             x, s = cell(x, s)
@@ -151,6 +151,11 @@ class Ensemble(nn.Module):
     def __init__(self, members: list[nn.Module]):
         super().__init__()
         self.members = nn.ModuleList(members)
+
+
+def _features(z: Tensor, u: Tensor) -> Tensor:
+    """[z, u] along the last dimension; z itself when there are no exogenous columns."""
+    return z if u.shape[-1] == 0 else torch.cat([z, u], -1)
 
 
 def gaussian_nll(mean: Tensor, log_sigma: Tensor, target: Tensor) -> Tensor:
