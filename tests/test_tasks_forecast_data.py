@@ -132,3 +132,10 @@ def test_exogenous_columns_are_transformed_on_their_history_alone():
         e.apply(-u)
     with pytest.raises(ValueError, match="3 exogenous columns"):
         e.apply(np.zeros((5, 3)))
+
+
+def test_constant_and_indicator_columns_are_only_standardised():
+    step = np.r_[np.zeros(25), np.ones(25)]  # a level shift's indicator: no difference taken
+    e = ExogTransform().fit(np.stack([np.full(50, 3.0), step, 1 + step], 1))
+    assert [(c["log"], c["difference"]) for c in e.state()] == [(False, False)] * 3
+    assert auto_transform(np.full(50, 3.0)) == TransformConfig()  # a constant has no trend to difference

@@ -219,8 +219,9 @@ class Transform:
 class ExogTransform:
     """Each exogenous column made a network's input as a target would be: log and the first
     difference as :func:`auto_transform` chooses them for that column alone (no seasonal
-    difference), then standardised, all fitted on the training history. Rows keep their
-    steps: a differenced column's first row, which has no step before it, is its mean (0)."""
+    difference; an indicator, of two values, is only standardised), then standardised, all
+    fitted on the training history. Rows keep their steps: a differenced column's first row,
+    which has no step before it, is its mean (0)."""
 
     def __init__(self):
         self.columns: list[Transform] = []
@@ -228,7 +229,8 @@ class ExogTransform:
     def fit(self, u: np.ndarray) -> ExogTransform:
         """u (T, C), the history's columns."""
         u = np.asarray(u, dtype=np.float64)
-        self.columns = [Transform(auto_transform(u[:, j], 1, False), 1).fit(u[:, j]) for j in range(u.shape[1])]
+        chosen = [TransformConfig() if len(np.unique(c)) <= 2 else auto_transform(c, 1, False) for c in u.T]
+        self.columns = [Transform(config, 1).fit(c) for config, c in zip(chosen, u.T)]
         return self
 
     def apply(self, u: np.ndarray) -> np.ndarray:
@@ -283,7 +285,7 @@ def auto_transform(y: np.ndarray, season: int = 1, seasonal_difference: bool | N
     explained = 1 - np.var(x - (slope * t + intercept)) / max(np.var(x), 1e-300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # KPSS's p-value table bounds
-        difference = len(x) > 10 and explained >= 0.5 and kpss(x, nlags="auto")[1] < 0.05
+        difference = len(x) > 10 and np.ptp(x) > 0 and explained >= 0.5 and kpss(x, nlags="auto")[1] < 0.05
     return TransformConfig(log=log, difference=bool(difference), seasonal_difference=bool(seasonal))
 
 
