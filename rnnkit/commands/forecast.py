@@ -164,10 +164,13 @@ def _backtest(args: argparse.Namespace, argv: list[str]) -> int:
     series = read(data)
     models = [ModelKind(m) for m in _columns(args.models)]
     h, start = args.horizon, int(series.clock[0])
+    chosen: dict[int, ForecastConfig] = {}  # per origin (its history's length), for every model
 
     def neural(kind: ModelKind, strategy: Strategy = Strategy.RECURSIVE):
         def forecast(hist, u_hist, u_future):
-            config = replace(_config(args, hist, series.season), model=kind, strategy=strategy)
+            if len(hist) not in chosen:
+                chosen[len(hist)] = _config(args, hist, series.season)
+            config = replace(chosen[len(hist)], model=kind, strategy=strategy)
             forecaster = NeuralForecaster(config, series.season).fit(hist, u_hist, start=start)
             return forecaster.forecast(hist, u_hist, u_future, start)
         return forecast
