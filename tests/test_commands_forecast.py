@@ -1,10 +1,13 @@
 """`rnnkit forecast`: train -> eval --json -> predict (CSV and plot) -> backtest on the real
-airline series, the model beating the seasonal naive forecast; bad series and impossible
-settings give one line naming the file, line and column or the flag."""
+airline series, the model beating the seasonal naive forecast; a long season's phase read
+from the dates; bad series and impossible settings give one line naming the file, line and
+column or the flag."""
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnnkit.cli import main
@@ -104,3 +107,28 @@ def test_bad_series_and_settings_are_one_line(tmp_path, capsys):
     assert main(["forecast", "train", "--train", str(AIRLINE), "--horizon", "6", "--model", "tdnn", "--strategy",
                  "direct", "--out", str(tmp_path / "d"), *FAST]) == 2
     assert "--strategy: direct needs a recurrent encoder" in capsys.readouterr().err
+
+
+def test_the_phase_of_a_long_season_comes_from_the_dates(tmp_path, capsys):
+    """Half-hours (a season of 48: the phase as inputs): a file that starts 5 steps later
+    gives a finite-window model the same forecast; a file of another frequency is refused."""
+    rng = np.random.default_rng(0)
+    start = datetime(2021, 5, 1)
+    rows = [f"{(start + timedelta(minutes=30 * k)).strftime('%Y-%m-%dT%H:%M')},"
+            f"{5 + 3 * np.sin(2 * np.pi * k / 48) + 0.1 * rng.normal():.4f}" for k in range(192)]
+    full, later = tmp_path / "full.csv", tmp_path / "later.csv"
+    full.write_text("date,power\n" + "\n".join(rows) + "\n")
+    later.write_text("date,power\n" + "\n".join(rows[5:]) + "\n")
+    out = tmp_path / "run"
+    assert main(["forecast", "train", "--train", str(full), "--horizon", "12", "--model", "tdnn", "--out", str(out),
+                 *FAST[:-2], "--epochs", "2"]) == 0
+    assert "the season's phase as inputs: 2 sin and cos pairs" in capsys.readouterr().err
+    forecasts = []
+    for data in (full, later):
+        assert main(["forecast", "predict", "--model", str(out), "--data", str(data), "--threads", "1"]) == 0
+        forecasts.append(capsys.readouterr().out)
+    assert forecasts[0] == forecasts[1] and len(forecasts[0].splitlines()) == 13
+    hourly = tmp_path / "hourly.csv"
+    hourly.write_text("date,power\n" + "\n".join(f"2021-05-01T{k:02d}:00,{k}" for k in range(24)) + "\n")
+    assert main(["forecast", "predict", "--model", str(out), "--data", str(hourly), "--threads", "1"]) == 1
+    assert "hourly dates, where the model was trained on half-hourly ones" in capsys.readouterr().err

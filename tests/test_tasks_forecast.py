@@ -6,6 +6,7 @@ reaches the network from the history's first step on the clock."""
 import numpy as np
 import pytest
 
+from rnnkit.settings import SettingError
 from rnnkit.tasks.forecast import ForecastConfig, ModelKind, NeuralForecaster
 from rnnkit.tasks.forecast_data import TransformConfig
 
@@ -61,7 +62,23 @@ def test_the_phase_of_the_season_reaches_the_network_from_the_clock():
 
 def test_a_model_directory_from_before_the_exogenous_transforms_is_refused(fitted):
     header = fitted.header()
-    assert NeuralForecaster.from_header(header, 0).exog.state() == []
     del header["exog_transforms"]
+    assert NeuralForecaster.from_header(header, 0).exog.state() == []  # no columns: nothing changed
     with pytest.raises(ValueError, match="older rnnkit"):
-        NeuralForecaster.from_header(header, 0)
+        NeuralForecaster.from_header(header, 1)
+
+
+def test_a_header_rebuilds_the_exogenous_transforms_and_the_phase():
+    u = np.stack([np.arange(72.0) ** 1.5, np.cos(np.arange(72.0))], 1)  # a trend (differenced); a cycle
+    f = NeuralForecaster(
+        ForecastConfig(horizon=6, model=ModelKind.GRU, hidden=8, ensemble=2, epochs=5, paths=20, harmonics=2,
+                       transform=TransformConfig(log=True)), season=12).fit(SERIES, u, start=5)
+    assert [c["difference"] for c in f.exog.state()] == [True, False]
+    again = NeuralForecaster.from_header(f.header(), 2)
+    again.model.load_state_dict(f.model.state_dict())
+    future = np.stack([np.arange(72.0, 78.0) ** 1.5, np.cos(np.arange(72.0, 78.0))], 1)
+    np.testing.assert_array_equal(again.forecast(SERIES, u, future, 5).mean, f.forecast(SERIES, u, future, 5).mean)
+    with pytest.raises(ValueError, match="reads 2 exogenous columns at every step: give their next 6"):
+        f.forecast(SERIES, u, None, 5)
+    with pytest.raises(SettingError, match="harmonics"):
+        NeuralForecaster(ForecastConfig(horizon=6, harmonics=7), season=12)

@@ -99,7 +99,9 @@ def test_the_transforms_are_named_in_their_order():
 @pytest.mark.parametrize("dates,phase", [
     (["1990-11", "1990-12", "1991-01"], [10, 11, 0]), (["1990Q4", "1991Q1"], [3, 0]),
     (["2021-05-01T23:00", "2021-05-01T23:30", "2021-05-02T00:00"], [46, 47, 0]),
-    (["1970-01-01", "1970-01-02"], [0, 1])])
+    (["1970-01-01", "1970-01-02"], [0, 1]),
+    (["1990-01-01T00:30", "1990-01-01T01:30", "1990-01-01T02:30"], [0, 1, 2]),  # between steps: the earlier
+    (["2020-01-01T12:00", "2020-01-02T12:00", "2020-01-03T12:00"], [6, 0, 1])])  # days since 1970 at noon
 def test_the_clock_counts_steps_on_the_calendar(tmp_path, dates, phase):
     s = read_series(_csv(tmp_path, "date,y\n" + "".join(f"{d},{k}\n" for k, d in enumerate(dates))))
     assert (s.clock % s.season).tolist() == phase
@@ -120,16 +122,17 @@ def test_exogenous_columns_are_transformed_on_their_history_alone():
     rng = np.random.default_rng(0)
     u = np.stack([np.exp(0.03 * t) * 100 + rng.normal(0, 1, 80), rng.normal(0, 1, 80)], 1)  # growth; noise
     e = ExogTransform().fit(u[:60])
-    assert [(c["log"], c["difference"]) for c in e.state()] == [(True, True), (False, False)]
+    assert [(c["scale"] > 0, c["difference"]) for c in e.state()] == [(True, True), (False, False)]
     x = e.apply(u)
     assert x[0, 0] == 0.0  # no step before the first: the mean
     np.testing.assert_allclose(x[1:60, 0].mean(), 0, atol=1e-12)
     np.testing.assert_allclose([x[1:60, 0].std(), x[:60, 1].std()], 1.0)
-    np.testing.assert_allclose(x[1:, 0], (np.diff(np.log(u[:, 0])) - e.columns[0].mean) / e.columns[0].std)
+    growth = np.diff(np.arcsinh(u[:, 0] / e.columns[0].scale))  # the log's growth, where u is 10 scales up
+    np.testing.assert_allclose(growth, np.diff(np.log(u[:, 0])), atol=1e-3)
+    np.testing.assert_allclose(x[1:, 0], (growth - e.columns[0].mean) / e.columns[0].std)
     np.testing.assert_array_equal(e.apply(u[:60]), x[:60])  # later rows change no earlier one
     np.testing.assert_array_equal(ExogTransform.from_state(e.state()).apply(u), x)
-    with pytest.raises(ValueError, match="column 1 .* must stay positive"):
-        e.apply(-u)
+    assert np.isfinite(e.apply(np.r_[u, [[0.0, 0.0], [-5.0, 1.0]]])).all()  # a later zero or negative value
     with pytest.raises(ValueError, match="3 exogenous columns"):
         e.apply(np.zeros((5, 3)))
 
@@ -137,5 +140,5 @@ def test_exogenous_columns_are_transformed_on_their_history_alone():
 def test_constant_and_indicator_columns_are_only_standardised():
     step = np.r_[np.zeros(25), np.ones(25)]  # a level shift's indicator: no difference taken
     e = ExogTransform().fit(np.stack([np.full(50, 3.0), step, 1 + step], 1))
-    assert [(c["log"], c["difference"]) for c in e.state()] == [(False, False)] * 3
+    assert [(c["scale"], c["difference"]) for c in e.state()] == [(0.0, False)] * 3
     assert auto_transform(np.full(50, 3.0)) == TransformConfig()  # a constant has no trend to difference

@@ -93,13 +93,21 @@ def _baselines(y: np.ndarray, season: int, horizon: int, level: float) -> dict[s
     return {kind.value: Baseline(kind, season, level).forecast(y, horizon) for kind in COMPARED}
 
 
+def _model_series(path: Path, header: dict, season: int):
+    """The series a trained model reads from ``path``: its columns, at its frequency."""
+    series = read_series(path, header["target"], header["exog"], header["date_column"], season)
+    if series.frequency != header["frequency"]:
+        raise DataError(path, None, f"{series.frequency} dates, where the model was trained on {header['frequency']} "
+                                    "ones")
+    return series
+
+
 def _eval(args: argparse.Namespace, argv: list[str]) -> int:
     """The last horizon of the data forecast from the rest, against the baselines."""
     setup_inference(args)
     forecaster, ck = load_forecaster(args.model)
     h = forecaster.config.horizon
-    series = read_series(args.data, ck.config["target"], ck.config["exog"], ck.config["date_column"],
-                         forecaster.season)
+    series = _model_series(args.data, ck.config, forecaster.season)
     y, u = series.target, series.exog
     if len(y) <= h + 2:
         raise DataError(args.data, None, f"{len(y)} steps: too few to hold out the horizon of {h}")
@@ -131,7 +139,7 @@ def _predict(args: argparse.Namespace, argv: list[str]) -> int:
         raise SettingError("horizon", f"a direct model forecasts its own horizon ({forecaster.config.horizon})")
     forecaster.config = replace(forecaster.config, horizon=h)
     exog = ck.config["exog"]
-    series = read_series(args.data, ck.config["target"], exog, ck.config["date_column"], forecaster.season)
+    series = _model_series(args.data, ck.config, forecaster.season)
     dates = future_dates(series.dates, h)
     future = None
     if exog and forecaster.config.strategy is Strategy.RECURSIVE:  # direct: the window's exogenous values only

@@ -132,13 +132,13 @@ def window_length(config: ForecastConfig, season: int, available: int) -> int:
 
 
 def auto_harmonics(season: int) -> int:
-    """K a forecaster defaults to: 2 for a season of 24 steps or more (hours of a day, weeks
-    of a year), whose phase a recurrent state would have to count; none for shorter ones,
-    which the delays and the seasonal difference span."""
+    """K a forecaster defaults to: 2 for a season of 24 steps or more (a day of hours, a
+    year of 52 weeks), whose phase a recurrent state would have to count; none for shorter
+    ones, which the delays and the seasonal difference span."""
     return 2 if season >= 24 else 0
 
 
-def inputs(config: ForecastConfig, exog: int, season: int) -> int:
+def input_columns(config: ForecastConfig, exog: int, season: int) -> int:
     """The network's input columns besides the target: the exogenous ones and 2K phase features."""
     return exog + (2 * config.harmonics if season > 1 else 0)
 
@@ -149,22 +149,23 @@ def build_model(config: ForecastConfig, exog: int, season: int) -> Ensemble:
     members = []
     for k in range(config.ensemble):
         torch.manual_seed(config.seed * 1000 + k)
-        members.append(build_member(config, inputs(config, exog, season), season))
+        members.append(build_member(config, input_columns(config, exog, season), season))
     return Ensemble(members)
 
 
-def build_member(config: ForecastConfig, exog: int, season: int) -> nn.Module:
+def build_member(config: ForecastConfig, columns: int, season: int) -> nn.Module:
+    """One member reading the target and ``columns`` input columns (exogenous and phase)."""
     cell = {ModelKind.LSTM: CellKind.LSTM, ModelKind.GRU: CellKind.GRU, ModelKind.ELMAN: CellKind.ELMAN}
     d = taps(config, season)
     if config.strategy is Strategy.DIRECT:
-        return DirectForecaster(cell[config.model], exog, config.hidden, config.layers, config.horizon,
+        return DirectForecaster(cell[config.model], columns, config.hidden, config.layers, config.horizon,
                                 config.dropout)
     if config.model is ModelKind.NARX:
-        return NARXForecaster(exog, config.hidden, d if exog else 0, 0 if config.exog_only else d,
+        return NARXForecaster(columns, config.hidden, d if columns else 0, 0 if config.exog_only else d,
                               config.error_delays)
     if config.model is ModelKind.TDNN:
-        return TDNNForecaster(exog, config.hidden, d)
-    return RecurrentAR(cell[config.model], exog, config.hidden, config.layers, config.dropout)
+        return TDNNForecaster(columns, config.hidden, d)
+    return RecurrentAR(cell[config.model], columns, config.hidden, config.layers, config.dropout)
 
 
 class Windows:
@@ -236,6 +237,9 @@ class NeuralForecaster:
     (or after a longer history of the same series, keeping the fitted scale)."""
 
     def __init__(self, config: ForecastConfig, season: int):
+        if season > 1 and 2 * config.harmonics > season:
+            raise SettingError("harmonics", f"{config.harmonics} pairs of a season of {season} steps repeat one "
+                                            f"another: at most {season // 2}")
         self.config, self.season = config, season
         self.transform = Transform(config.transform, season)
         self.exog = ExogTransform()
@@ -244,7 +248,8 @@ class NeuralForecaster:
         self.report: dict = {}
 
     def _inputs(self, u: np.ndarray, start: int) -> np.ndarray:
-        """(N, C) consecutive rows from clock ``start`` -> (N, C + 2K) the network's inputs."""
+        """(N, C) consecutive rows from clock ``start`` -> (N, C + 2K) the network's inputs
+        (K = 0 for a season of 1)."""
         x = self.exog.apply(u)
         if self.season > 1 and self.config.harmonics:
             x = np.concatenate([x, season_features(start + np.arange(len(u)), self.season, self.config.harmonics)], 1)
@@ -301,10 +306,10 @@ class NeuralForecaster:
         f = cls(ForecastConfig(**header["forecast"]), header["season"])
         f.window = header["window"]
         f.transform.mean, f.transform.std = header["scale"]
-        if "exog_transforms" not in header:
+        if "exog_transforms" not in header and exog:
             raise ValueError("the model directory is from an older rnnkit, which read exogenous columns untransformed: "
                              "train it again")
-        f.exog = ExogTransform.from_state(header["exog_transforms"])
+        f.exog = ExogTransform.from_state(header.get("exog_transforms", []))
         f.model = build_model(f.config, exog, f.season)
         return f
 
@@ -318,6 +323,9 @@ class NeuralForecaster:
         h, lost = self.config.horizon, self.transform.lost
         C = 0 if u_hist is None else u_hist.shape[1]
         u_hist = np.zeros((len(y), 0)) if u_hist is None else np.asarray(u_hist, dtype=np.float64)
+        recursive = self.config.strategy is Strategy.RECURSIVE
+        if u_future is None and C and recursive:
+            raise ValueError(f"the model reads {C} exogenous columns at every step: give their next {h} values")
         u_future = np.zeros((h, C)) if u_future is None else np.asarray(u_future, dtype=np.float64)
         if len(y) < lost + 2:
             raise ValueError(f"a history of {len(y)} steps is too short to forecast from ({lost} go to differencing)")
@@ -326,8 +334,8 @@ class NeuralForecaster:
         if len(u_hist) != len(y) or u_future.shape[0] < h:
             raise ValueError(f"the exogenous columns need a row per history step ({len(y)}) and per forecast step "
                              f"({h}); got {len(u_hist)} and {u_future.shape[0]}")
-        if self.config.strategy is Strategy.DIRECT:  # the window's columns only
-            u_hist, u_future = self._inputs(u_hist, start), np.zeros((h, inputs(self.config, C, self.season)))
+        if not recursive:  # the window's columns only
+            u_hist, u_future = self._inputs(u_hist, start), np.zeros((h, input_columns(self.config, C, self.season)))
         else:
             rows = self._inputs(np.concatenate([u_hist, u_future[:h]]), start)
             u_hist, u_future = rows[:len(y)], rows[len(y):]

@@ -11,8 +11,9 @@ filled by linear interpolation between its neighbours, and counted in the notes;
 that starts or ends with one is an error. The season is the calendar cycle of the
 frequency, as M4 counts it (1 yearly, 4 quarterly, 12 monthly, 52 weekly, 7 daily, 24
 hourly, 48 half-hourly), unless given. Each step's place on the calendar is its ``clock``:
-steps of the frequency since 1970 (years, quarters, months, or fixed steps of time), so that
-its phase in the season is the same in every file of the series, whatever its first date.
+years, quarters or months since year 0, or steps of time since 1970 (a date between two
+steps counts as the earlier), so that its phase in the season is the same in every file of
+the series, whatever its first date.
 
 Exogenous columns are transformed as a target would be, each on its own training history
 (:class:`ExogTransform`), and a long season's phase can be given to a network as known
@@ -23,8 +24,9 @@ Dimensions: T steps, C exogenous columns, K harmonics.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -107,7 +109,7 @@ class SeriesData:
     frequency: str
     season: int
     names: tuple[str, list[str]]  # the target's column and the exogenous ones
-    clock: np.ndarray  # (T,) int64, steps of the frequency since 1970
+    clock: np.ndarray  # (T,) int64, steps of the frequency since year 0 (Y, Q, M) or 1970
     notes: list[str] = field(default_factory=list)
 
 
@@ -134,7 +136,7 @@ def read_series(path: Path, column: str | None = None, exog: list[str] | None = 
             notes.append(f"{path}: {int(gaps.sum())} missing values of {name} interpolated linearly")
     season = season or SEASONS.get(freq, 1)
     form = next(f for pattern, f in _FORMS if pattern.match(series.dates[0]))
-    clock = np.array([round(_ordinal(d, form) / step) for d in series.dates], dtype=np.int64)
+    clock = np.array([math.floor(_ordinal(d, form) / step + 1e-9) for d in series.dates], dtype=np.int64)
     return SeriesData(values[:, 0], values[:, 1:], series.dates, freq, season, (column, exog), clock, notes)
 
 
@@ -216,21 +218,44 @@ class Transform:
         return np.exp(d) if self.config.log else d
 
 
+@dataclass
+class ExogColumn:
+    """One exogenous column's transform: asinh(u / scale) when ``scale`` > 0 (a log, up to a
+    constant, for values ten times the scale and more, and defined at zero and below), then
+    the first difference if ``difference``, then standardised by ``mean`` and ``std``."""
+
+    scale: float = 0.0
+    difference: bool = False
+    mean: float = 0.0
+    std: float = 1.0
+
+    def raw(self, u: np.ndarray) -> np.ndarray:
+        """(T,) -> (T,) before standardising; a differenced column's first row is NaN."""
+        x = np.arcsinh(u / self.scale) if self.scale else np.asarray(u, dtype=np.float64)
+        return np.diff(x, prepend=np.nan) if self.difference else x
+
+
 class ExogTransform:
-    """Each exogenous column made a network's input as a target would be: log and the first
-    difference as :func:`auto_transform` chooses them for that column alone (no seasonal
-    difference; an indicator, of two values, is only standardised), then standardised, all
-    fitted on the training history. Rows keep their steps: a differenced column's first row,
+    """Each exogenous column made a network's input as a target would be, chosen and fitted
+    on the training history alone: where :func:`auto_transform` would take the log (positive,
+    its level doubling), asinh(u / scale) with a tenth of the history's least value as the
+    scale, which a later zero or negative value (a temperature, a count) cannot break; the
+    first difference where it would take it (a trend); then standardised. An indicator (two
+    values) is only standardised. Rows keep their steps: a differenced column's first row,
     which has no step before it, is its mean (0)."""
 
     def __init__(self):
-        self.columns: list[Transform] = []
+        self.columns: list[ExogColumn] = []
 
     def fit(self, u: np.ndarray) -> ExogTransform:
         """u (T, C), the history's columns."""
-        u = np.asarray(u, dtype=np.float64)
-        chosen = [TransformConfig() if len(np.unique(c)) <= 2 else auto_transform(c, 1, False) for c in u.T]
-        self.columns = [Transform(config, 1).fit(c) for config, c in zip(chosen, u.T)]
+        self.columns = []
+        for c in np.asarray(u, dtype=np.float64).T:
+            chosen = auto_transform(c, 1, False) if len(np.unique(c)) > 2 else TransformConfig()
+            column = ExogColumn(c.min() / 10 if chosen.log else 0.0, chosen.difference)
+            x = column.raw(c)[int(chosen.difference):]
+            column.mean, column.std = float(x.mean()), float(x.std()) or 1.0
+            self.columns.append(column)
         return self
 
     def apply(self, u: np.ndarray) -> np.ndarray:
@@ -239,24 +264,18 @@ class ExogTransform:
         if u.shape[1] != len(self.columns):
             raise ValueError(f"{u.shape[1]} exogenous columns where the transform was fitted on {len(self.columns)}")
         out = np.zeros_like(u)
-        for j, t in enumerate(self.columns):
-            if t.config.log and (u[:, j] <= 0).any():
-                raise ValueError(f"exogenous column {j + 1} was positive in training and is logged: it must stay "
-                                 "positive")
-            out[t.lost:, j] = t.apply(u[:, j])
+        for j, c in enumerate(self.columns):
+            out[:, j] = (c.raw(u[:, j]) - c.mean) / c.std
+            out[:int(c.difference), j] = 0.0  # no step before the first row
         return out
 
     def state(self) -> list[dict]:
-        return [{"log": t.config.log, "difference": t.config.difference, "mean": t.mean, "std": t.std}
-                for t in self.columns]
+        return [asdict(c) for c in self.columns]
 
     @classmethod
     def from_state(cls, state: list[dict]) -> ExogTransform:
         e = cls()
-        for c in state:
-            t = Transform(TransformConfig(log=c["log"], difference=c["difference"]), 1)
-            t.mean, t.std = c["mean"], c["std"]
-            e.columns.append(t)
+        e.columns = [ExogColumn(**c) for c in state]
         return e
 
 
