@@ -65,7 +65,7 @@ def test_predict_reads_future_covariates_by_date(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["forecast", "train", "--train", str(with_x), "--exog", "month",
                  "--horizon", "12", "--model", "tdnn", "--out", str(out), *FAST[:-2], "--epochs", "3"]) == 0
-    capsys.readouterr()
+    assert "exogenous month: asinh, standardised" in capsys.readouterr().err  # positive, 1 to 12: a log
     predict = ["forecast", "predict", "--model", str(out), "--data", str(with_x), "--horizon", "2", "--threads", "1"]
     assert main(predict) == 2
     assert "give their values at the next 2 dates, 1961-01 to 1961-02 (--future)" in capsys.readouterr().err

@@ -123,6 +123,7 @@ def test_exogenous_columns_are_transformed_on_their_history_alone():
     u = np.stack([np.exp(0.03 * t) * 100 + rng.normal(0, 1, 80), rng.normal(0, 1, 80)], 1)  # growth; noise
     e = ExogTransform().fit(u[:60])
     assert [(c["scale"] > 0, c["difference"]) for c in e.state()] == [(True, True), (False, False)]
+    assert [c.describe() for c in e.columns] == ["asinh, difference, standardised", "standardised"]
     x = e.apply(u)
     assert x[0, 0] == 0.0  # no step before the first: the mean
     np.testing.assert_allclose(x[1:60, 0].mean(), 0, atol=1e-12)

@@ -406,7 +406,7 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
              f"{len(windows.inputs)} training windows of {forecaster.window}; the last {config.horizon} held out; "
              f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters",
              f"transforms: {describe(config.transform)}"]
-    notes += [f"exogenous {name}: {describe(t.config)}" for name, t in zip(exog, forecaster.exog.columns)]
+    notes += [f"exogenous {name}: {c.describe()}" for name, c in zip(exog, forecaster.exog.columns)]
     if config.harmonics and series.season > 1:
         notes.append(f"the season's phase as inputs: {config.harmonics} sin and cos pairs")
     return TrainingJob(forecaster.model, objective, windows, len(windows), header, evaluate=held_out, metric="mae",

@@ -229,6 +229,10 @@ class ExogColumn:
     mean: float = 0.0
     std: float = 1.0
 
+    def describe(self) -> str:
+        return ", ".join([*(["asinh"] if self.scale else []), *(["difference"] if self.difference else []),
+                          "standardised"])
+
     def raw(self, u: np.ndarray) -> np.ndarray:
         """(T,) -> (T,) before standardising; a differenced column's first row is NaN."""
         x = np.arcsinh(u / self.scale) if self.scale else np.asarray(u, dtype=np.float64)
