@@ -142,4 +142,6 @@ def test_constant_and_indicator_columns_are_only_standardised():
     step = np.r_[np.zeros(25), np.ones(25)]  # a level shift's indicator: no difference taken
     e = ExogTransform().fit(np.stack([np.full(50, 3.0), step, 1 + step], 1))
     assert [(c["scale"], c["difference"]) for c in e.state()] == [(0.0, False)] * 3
+    growth = np.exp(0.03 * np.arange(50.0))
+    assert ExogTransform().fit(growth[:, None], choose=False).state()[0]["difference"] is False  # asked: standardised
     assert auto_transform(np.full(50, 3.0)) == TransformConfig()  # a constant has no trend to difference

@@ -66,6 +66,7 @@ def _config(args: argparse.Namespace, y: np.ndarray, season: int) -> ForecastCon
                           hidden=args.hidden, layers=args.layers, window=args.window, delays=args.delays,
                           error_delays=args.error_delays, exog_only=args.exog_only, dropout=args.dropout,
                           harmonics=auto_harmonics(season) if args.harmonics is None else args.harmonics,
+                          exog_transforms=args.exog_transforms,
                           level=args.level, paths=args.paths, epochs=args.epochs, patience=args.patience,
                           lr=args.lr, batch_size=args.batch_size, seed=args.seed, transform=transform)
 
@@ -238,6 +239,9 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--harmonics", type=rule(ForecastConfig, "harmonics"), default=None,
                    help="sin and cos pairs of the season's phase as inputs (default: 2 for a season of 24 "
                         "steps or more, else 0)")
+    g.add_argument("--exog-transforms", action=argparse.BooleanOptionalAction, default=True,
+                   help="transform each exogenous column as a target: asinh for a log, a difference for a trend "
+                        "(default; --no-exog-transforms: only standardised)")
     g.add_argument("--level", type=rule(ForecastConfig, "level"), default=0.8, help="the interval's coverage")
     g.add_argument("--paths", type=rule(ForecastConfig, "paths"), default=200,
                    help="sample paths for a recursive model's interval")

@@ -87,6 +87,7 @@ class ForecastConfig:
     error_delays: int = setting(0, NATURAL)  # NARMAX: taps of past errors
     exog_only: bool = False  # NARX: the exogenous columns alone (no past of the target)
     harmonics: int = setting(0, NATURAL)  # K: sin and cos pairs of the season's phase given as inputs
+    exog_transforms: bool = True  # exogenous columns' log and difference chosen as a target's (else standardised)
     dropout: float = setting(0.0, FRACTION)
     level: float = setting(0.8, FRACTION)  # the prediction interval's coverage
     paths: int = setting(200, COUNT)  # sample paths of a recursive model's interval
@@ -266,7 +267,7 @@ class NeuralForecaster:
                              f"{self.transform.lost} taken by differencing")
         train_y = y[:-h]
         self.transform.fit(train_y)  # the training part's scale, kept for every later forecast
-        self.exog.fit(u[:len(train_y)])
+        self.exog.fit(u[:len(train_y)], c.exog_transforms)
         C, u = u.shape[1], self._inputs(u, start)
         z = self.transform.apply(train_y)
         direct = c.strategy is Strategy.DIRECT

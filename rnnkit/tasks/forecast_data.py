@@ -245,17 +245,18 @@ class ExogTransform:
     its level doubling), asinh(u / scale) with a tenth of the history's least value as the
     scale, which a later zero or negative value (a temperature, a count) cannot break; the
     first difference where it would take it (a trend); then standardised. An indicator (two
-    values) is only standardised. Rows keep their steps: a differenced column's first row,
-    which has no step before it, is its mean (0)."""
+    values) is only standardised, as is every column when ``choose`` is False. Rows keep
+    their steps: a differenced column's first row, which has no step before it, is its mean
+    (0)."""
 
     def __init__(self):
         self.columns: list[ExogColumn] = []
 
-    def fit(self, u: np.ndarray) -> ExogTransform:
+    def fit(self, u: np.ndarray, choose: bool = True) -> ExogTransform:
         """u (T, C), the history's columns."""
         self.columns = []
         for c in np.asarray(u, dtype=np.float64).T:
-            chosen = auto_transform(c, 1, False) if len(np.unique(c)) > 2 else TransformConfig()
+            chosen = auto_transform(c, 1, False) if choose and len(np.unique(c)) > 2 else TransformConfig()
             column = ExogColumn(c.min() / 10 if chosen.log else 0.0, chosen.difference)
             x = column.raw(c)[int(chosen.difference):]
             column.mean, column.std = float(x.mean()), float(x.std()) or 1.0
