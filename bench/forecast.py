@@ -61,7 +61,10 @@ class Trainer:
         return b.inputs.numel(), float(loss.detach())
 
 
-def training(series: Path, kind: CellKind, hidden: int, layers: int, seconds: float, repeats: int) -> dict:
+def training(series: Path, kind: CellKind, hidden: int, layers: int, seconds: float, repeats: int,
+             same_optimizer: bool = False) -> dict:
+    """One forecaster's training steps per second against torch's; ``same_optimizer``: both
+    with torch.optim.Adam, the model's share alone."""
     s = read_series(series)
     transform = Transform(auto_transform(s.target), s.season).fit(s.target)
     z = transform.apply(s.target)
@@ -71,7 +74,9 @@ def training(series: Path, kind: CellKind, hidden: int, layers: int, seconds: fl
     def ours():
         torch.manual_seed(0)
         model = RecurrentAR(kind, 0, hidden, layers)
-        return Trainer(model, batches, build_optimizer(model, OptimizerConfig(lr=3e-3)))  # as the task's fit
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3) if same_optimizer else \
+            build_optimizer(model, OptimizerConfig(lr=3e-3))  # as the task's fit
+        return Trainer(model, batches, optimizer)
 
     def theirs():
         torch.manual_seed(0)
@@ -81,7 +86,7 @@ def training(series: Path, kind: CellKind, hidden: int, layers: int, seconds: fl
     results = race({"rnnkit": ours, "torch": theirs}, seconds, repeats)
     rates = {r.name: r.median for r in results}
     return {"steps_per_s": rates, "ratio": rates["rnnkit"] / rates["torch"], "cell": kind.value, "hidden": hidden,
-            "layers": layers,
+            "layers": layers, "optimizer": "torch.optim.Adam" if same_optimizer else "rnnkit's",
             "windows_per_batch": 32, "window": windows.inputs.shape[1]}
 
 
@@ -96,7 +101,9 @@ def main() -> None:
     keep_freed_memory()  # as rnnkit's commands and bench.table2 do; the same for every column
     report = {"machine": machine(), "threads": args.threads, "series": str(args.series),
               "training": [training(args.series, kind, h, 1, args.seconds, args.repeats)
-                           for kind, h in ((CellKind.LSTM, 32), (CellKind.LSTM, 64), (CellKind.GRU, 32))]}
+                           for kind, h in ((CellKind.LSTM, 32), (CellKind.LSTM, 64), (CellKind.GRU, 32))]
+              + [training(args.series, CellKind.LSTM, h, 1, args.seconds, args.repeats, same_optimizer=True)
+                 for h in (32, 64)]}
     from rnnkit.cli import main as cli
     start, table = time.perf_counter(), io.StringIO()
     with contextlib.redirect_stdout(table):  # the report is this script's one JSON object
