@@ -151,7 +151,9 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* 
 // each c[b, i] broadcast and multiplied into row i of M, a few vectors of the outputs held
 // in registers. The general form runs one row at a time (4 vectors of outputs summed at
 // once); on AVX-512 in float32 a tile of 4 rows by 64 outputs (16 registers) takes each
-// vector of M once for 4 rows, which keeps both multiply-add units busy.
+// vector of M once for 4 rows, which keeps both multiply-add units busy. Where at most 32
+// outputs are left (a width of 32, the LSTM's backward at H 32), the tile is 4 rows by 32:
+// the 4 by 64 one would multiply masked-off zeros half the time.
 template <typename T> struct RowCombine {
   static constexpr bool kTiled = false;  // whether many rows run faster here than in BLAS
   static void run(int64_t rows, const T* c, const T* M, int64_t n, int64_t width, T beta, T* out) {
@@ -182,9 +184,10 @@ template <typename T> struct RowCombine {
 #if defined(CPU_CAPABILITY_AVX512)
 template <> struct RowCombine<float> {
   static constexpr bool kTiled = true;
-  // rows R (1-4) of out, columns [j, j + 64) (the masks cut the last tile at the width).
-  // The accumulators are named variables: held in an array, they are spilled every step.
-  template <int R>
+  // rows R (1-4) of out, columns [j, j + 16 C) for C = 4 or 2 vectors (the masks cut the
+  // last tile at the width). The accumulators are named variables: held in an array, they
+  // are spilled every step.
+  template <int R, int C>
   static void tile(const float* __restrict c, int64_t n, const float* __restrict M, int64_t width, float beta,
                    float* __restrict out, int64_t j, const __mmask16 (&mask)[4]) {
     __m512 a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33;
@@ -194,24 +197,25 @@ template <> struct RowCombine<float> {
     const float* m = M + j;
     for (int64_t i = 0; i < n; ++i, m += width) {
       const __m512 w0 = _mm512_maskz_loadu_ps(m0, m), w1 = _mm512_maskz_loadu_ps(m1, m + 16);
-      const __m512 w2 = _mm512_maskz_loadu_ps(m2, m + 32), w3 = _mm512_maskz_loadu_ps(m3, m + 48);
+      __m512 w2 = w0, w3 = w0;
+      if constexpr (C > 2) w2 = _mm512_maskz_loadu_ps(m2, m + 32), w3 = _mm512_maskz_loadu_ps(m3, m + 48);
       __m512 b = _mm512_set1_ps(c[i]);
       a00 = _mm512_fmadd_ps(b, w0, a00); a01 = _mm512_fmadd_ps(b, w1, a01);
-      a02 = _mm512_fmadd_ps(b, w2, a02); a03 = _mm512_fmadd_ps(b, w3, a03);
+      if constexpr (C > 2) { a02 = _mm512_fmadd_ps(b, w2, a02); a03 = _mm512_fmadd_ps(b, w3, a03); }
       if constexpr (R > 1) {
         b = _mm512_set1_ps(c[n + i]);
         a10 = _mm512_fmadd_ps(b, w0, a10); a11 = _mm512_fmadd_ps(b, w1, a11);
-        a12 = _mm512_fmadd_ps(b, w2, a12); a13 = _mm512_fmadd_ps(b, w3, a13);
+        if constexpr (C > 2) { a12 = _mm512_fmadd_ps(b, w2, a12); a13 = _mm512_fmadd_ps(b, w3, a13); }
       }
       if constexpr (R > 2) {
         b = _mm512_set1_ps(c[2 * n + i]);
         a20 = _mm512_fmadd_ps(b, w0, a20); a21 = _mm512_fmadd_ps(b, w1, a21);
-        a22 = _mm512_fmadd_ps(b, w2, a22); a23 = _mm512_fmadd_ps(b, w3, a23);
+        if constexpr (C > 2) { a22 = _mm512_fmadd_ps(b, w2, a22); a23 = _mm512_fmadd_ps(b, w3, a23); }
       }
       if constexpr (R > 3) {
         b = _mm512_set1_ps(c[3 * n + i]);
         a30 = _mm512_fmadd_ps(b, w0, a30); a31 = _mm512_fmadd_ps(b, w1, a31);
-        a32 = _mm512_fmadd_ps(b, w2, a32); a33 = _mm512_fmadd_ps(b, w3, a33);
+        if constexpr (C > 2) { a32 = _mm512_fmadd_ps(b, w2, a32); a33 = _mm512_fmadd_ps(b, w3, a33); }
       }
     }
     auto put = [&](int r, __m512 x0, __m512 x1, __m512 x2, __m512 x3) {
@@ -219,32 +223,40 @@ template <> struct RowCombine<float> {
       if (beta != 0.f) {
         x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, o));
         x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, o + 16));
-        x2 = _mm512_add_ps(x2, _mm512_maskz_loadu_ps(m2, o + 32));
-        x3 = _mm512_add_ps(x3, _mm512_maskz_loadu_ps(m3, o + 48));
+        if constexpr (C > 2) {
+          x2 = _mm512_add_ps(x2, _mm512_maskz_loadu_ps(m2, o + 32));
+          x3 = _mm512_add_ps(x3, _mm512_maskz_loadu_ps(m3, o + 48));
+        }
       }
       _mm512_mask_storeu_ps(o, m0, x0); _mm512_mask_storeu_ps(o + 16, m1, x1);
-      _mm512_mask_storeu_ps(o + 32, m2, x2); _mm512_mask_storeu_ps(o + 48, m3, x3);
+      if constexpr (C > 2) { _mm512_mask_storeu_ps(o + 32, m2, x2); _mm512_mask_storeu_ps(o + 48, m3, x3); }
     };
     put(0, a00, a01, a02, a03);
     if constexpr (R > 1) put(1, a10, a11, a12, a13);
     if constexpr (R > 2) put(2, a20, a21, a22, a23);
     if constexpr (R > 3) put(3, a30, a31, a32, a33);
   }
+  template <int C>
+  static void columns(int64_t rows, const float* c, const float* M, int64_t n, int64_t width, float beta,
+                      float* out, int64_t j) {
+    __mmask16 mask[4];
+    for (int a = 0; a < 4; ++a)
+      mask[a] = static_cast<__mmask16>((1u << std::clamp<int64_t>(width - j - 16 * a, 0, 16)) - 1u);
+    int64_t b = 0;
+    for (; b + 4 <= rows; b += 4) tile<4, C>(c + b * n, n, M, width, beta, out + b * width, j, mask);
+    const float* cb = c + b * n;
+    float* ob = out + b * width;
+    switch (rows - b) {
+      case 3: tile<3, C>(cb, n, M, width, beta, ob, j, mask); break;
+      case 2: tile<2, C>(cb, n, M, width, beta, ob, j, mask); break;
+      case 1: tile<1, C>(cb, n, M, width, beta, ob, j, mask); break;
+      default: break;
+    }
+  }
   static void run(int64_t rows, const float* c, const float* M, int64_t n, int64_t width, float beta, float* out) {
     for (int64_t j = 0; j < width; j += 64) {
-      __mmask16 mask[4];
-      for (int a = 0; a < 4; ++a)
-        mask[a] = static_cast<__mmask16>((1u << std::clamp<int64_t>(width - j - 16 * a, 0, 16)) - 1u);
-      int64_t b = 0;
-      for (; b + 4 <= rows; b += 4) tile<4>(c + b * n, n, M, width, beta, out + b * width, j, mask);
-      const float* cb = c + b * n;
-      float* ob = out + b * width;
-      switch (rows - b) {
-        case 3: tile<3>(cb, n, M, width, beta, ob, j, mask); break;
-        case 2: tile<2>(cb, n, M, width, beta, ob, j, mask); break;
-        case 1: tile<1>(cb, n, M, width, beta, ob, j, mask); break;
-        default: break;
-      }
+      if (width - j > 32) columns<4>(rows, c, M, n, width, beta, out, j);
+      else columns<2>(rows, c, M, n, width, beta, out, j);
     }
   }
 };
