@@ -87,7 +87,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layer_forward(
   for (int64_t d = 0; d < D; ++d) {
     const Tensor* p = params.data() + d * P;
     const bool reverse = d == 1;
-    const Tensor xp = project(x2d, p[0], p[1], T, B, low);
+    const Tensor xp = project(x2d, p[0], p[1], T, B, low);  // the LSTM takes it over as its gates
     std::vector<Tensor> out;
     if (kind == kLstm) {  // out: y, h, c, gates, cs, hprev, cprev, m
       const int64_t H = p[4].size(0) / 4, R = p[4].size(1);

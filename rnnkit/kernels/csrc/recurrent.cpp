@@ -112,6 +112,8 @@ void lstm_step_back(const T* gates, const T* cs, const T* cprev, const T* dm, T*
 
 // Returns y (T,B,R), h_T (B,R), c_T (B,H) and what the backward pass needs:
 // gates (T,B,4H) activated, cs (T,B,H) = c(t), hprev (T,B,R), cprev (T,B,H), m (T,B,H) if projected.
+// xp becomes the gates (its running rows; the rest, never read, keep xp's values): the
+// caller's projections are not kept.
 std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Tensor& c0, const Tensor& w_hh_in,
                                  const Tensor& w_ch_in, const Tensor& w_hr_in, const Tensor& lengths, bool reverse) {
   const Tensor xp = xp_in.contiguous(), w_hh = w_hh_in.contiguous(), w_ch = w_ch_in.contiguous();
@@ -120,7 +122,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Te
   const bool proj = w_hr.numel() > 0;
   const auto n = active_rows(lengths, T, B);
   auto opts = xp.options();
-  Tensor gates = buffer({T, B, 4 * H}, opts, lengths), cs = buffer({T, B, H}, opts, lengths);
+  Tensor gates = xp, cs = buffer({T, B, H}, opts, lengths);
   Tensor hprev = buffer({T, B, R}, opts, lengths), cprev = buffer({T, B, H}, opts, lengths);
   Tensor y = buffer({T, B, R}, opts, lengths);
   Tensor m = proj ? buffer({T, B, H}, opts, lengths) : at::empty({0}, opts);
@@ -129,7 +131,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Te
     using T_ = scalar_t;
     T_ *g = ptr<T_>(gates), *cs_p = ptr<T_>(cs), *hp = ptr<T_>(hprev), *cp = ptr<T_>(cprev), *y_p = ptr<T_>(y);
     T_ *m_p = ptr<T_>(m), *h_p = ptr<T_>(h), *c_p = ptr<T_>(c);
-    const T_ *x_p = ptr<T_>(xp), *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
+    const T_ *w = ptr<T_>(w_hh), *peep = ptr<T_>(w_ch), *w_r = ptr<T_>(w_hr);
     const StepProduct<T_> recur(w, 4 * H, R, B), project(w_r, proj ? R : 0, H, B);
     for (int64_t k = 0; k < T; ++k) {
       const int64_t t = step_time(k, T, reverse), rows = n[t];
@@ -139,8 +141,7 @@ std::vector<Tensor> lstm_forward(const Tensor& xp_in, const Tensor& h0, const Te
       T_* m_t = proj ? m_p + t * B * H : y_t;
       copy_rows(hp + t * B * R, h_p, rows * R);
       copy_rows(cp + t * B * H, c_p, rows * H);
-      copy_rows(g_t, x_p + t * B * 4 * H, rows * 4 * H);
-      recur(rows, h_p, T_(1), g_t);  // += h W_hh^T
+      recur(rows, h_p, T_(1), g_t);  // xp + h W_hh^T
       lstm_step<T_>(g_t, c_p, cs_p + t * B * H, m_t, peep, rows, H);
       if (proj) project(rows, m_t, T_(0), y_t);  // r = m W_hr^T
       copy_rows(h_p, y_t, rows * R);
