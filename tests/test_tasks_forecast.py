@@ -8,7 +8,7 @@ import pytest
 
 from rnnkit.settings import SettingError
 from rnnkit.tasks.forecast import ForecastConfig, ModelKind, NeuralForecaster
-from rnnkit.tasks.forecast_data import TransformConfig
+from rnnkit.tasks.forecast_data import TransformConfig, season_features
 
 SERIES = 60 + 10 * np.sin(np.arange(72) * 2 * np.pi / 12) + np.arange(72) * 0.5  # a trend and a season
 
@@ -58,6 +58,9 @@ def test_the_phase_of_the_season_reaches_the_network_from_the_clock():
     at = {start: f.forecast(SERIES, None, None, start).mean for start in (0, 3, 12)}
     np.testing.assert_array_equal(at[0], at[12])  # a season later: the same phase
     assert not np.allclose(at[0], at[3])
+    windows, _, _ = NeuralForecaster(f.config, 12).prepare(SERIES, None, start=5)
+    W = windows.inputs.shape[1]  # window 0 predicts z(1..W), the steps at clock 6..W + 5
+    np.testing.assert_allclose(windows.u[0].numpy(), season_features(np.arange(6, W + 6), 12, 2), atol=1e-6)
 
 
 def test_a_model_directory_from_before_the_exogenous_transforms_is_refused(fitted):

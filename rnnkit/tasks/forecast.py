@@ -139,9 +139,14 @@ def auto_harmonics(season: int) -> int:
     return 2 if season >= 24 else 0
 
 
+def phase_harmonics(config: ForecastConfig, season: int) -> int:
+    """K as the network gets it: none for a season of 1, which has no phase."""
+    return config.harmonics if season > 1 else 0
+
+
 def input_columns(config: ForecastConfig, exog: int, season: int) -> int:
     """The network's input columns besides the target: the exogenous ones and 2K phase features."""
-    return exog + (2 * config.harmonics if season > 1 else 0)
+    return exog + 2 * phase_harmonics(config, season)
 
 
 def build_model(config: ForecastConfig, exog: int, season: int) -> Ensemble:
@@ -251,10 +256,8 @@ class NeuralForecaster:
     def _inputs(self, u: np.ndarray, start: int) -> np.ndarray:
         """(N, C) consecutive rows from clock ``start`` -> (N, C + 2K) the network's inputs
         (K = 0 for a season of 1)."""
-        x = self.exog.apply(u)
-        if self.season > 1 and self.config.harmonics:
-            x = np.concatenate([x, season_features(start + np.arange(len(u)), self.season, self.config.harmonics)], 1)
-        return x
+        x, K = self.exog.apply(u), phase_harmonics(self.config, self.season)
+        return np.concatenate([x, season_features(start + np.arange(len(u)), self.season, K)], 1) if K else x
 
     def prepare(self, y: np.ndarray, u: np.ndarray | None, start: int = 0) -> tuple[Windows, Callable, Callable]:
         """For a history y (T,) with u (T, C), its first step at clock ``start``: the model
@@ -408,7 +411,7 @@ def training_job(data: ForecastData, config: ForecastConfig, resumed: Checkpoint
              f"{config.model.value}, {sum(p.numel() for p in forecaster.model.parameters()):,} parameters",
              f"transforms: {describe(config.transform)}"]
     notes += [f"exogenous {name}: {c.describe()}" for name, c in zip(exog, forecaster.exog.columns)]
-    if config.harmonics and series.season > 1:
+    if phase_harmonics(config, series.season):
         notes.append(f"the season's phase as inputs: {config.harmonics} sin and cos pairs")
     return TrainingJob(forecaster.model, objective, windows, len(windows), header, evaluate=held_out, metric="mae",
                        minimize=True, notes=notes)

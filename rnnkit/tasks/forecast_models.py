@@ -114,16 +114,16 @@ class TDNNForecaster(nn.Module):
         self.log_sigma = nn.Parameter(torch.zeros(()))
 
     def forward(self, z_prev: Tensor, u: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        y, _ = self.tdnn(torch.cat([z_prev.unsqueeze(2), u], 2), lengths)
+        y, _ = self.tdnn(_features(z_prev.unsqueeze(2), u), lengths)
         mean = self.head(y)[..., 0]
         return mean, self.log_sigma.expand_as(mean)
 
     def start(self, z_prev: Tensor, u: Tensor) -> Tensor:
-        _, state = self.tdnn(torch.cat([z_prev.unsqueeze(2), u], 2))
+        _, state = self.tdnn(_features(z_prev.unsqueeze(2), u))
         return state
 
     def step(self, state: Tensor, z_prev: Tensor, u_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        y, state = self.tdnn(torch.cat([z_prev.unsqueeze(1), u_t], 1).unsqueeze(1), state=state)
+        y, state = self.tdnn(_features(z_prev.unsqueeze(1), u_t).unsqueeze(1), state=state)
         mean = self.head(y[:, 0])[:, 0]
         return mean, self.log_sigma.expand_as(mean), state
 
@@ -138,7 +138,7 @@ class DirectForecaster(nn.Module):
         self.head = nn.Linear(hidden, 2 * horizon)
 
     def forward(self, z: Tensor, u: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        y, _ = self.rnn(torch.cat([z.unsqueeze(2), u], 2), lengths)  # (B, T, H)
+        y, _ = self.rnn(_features(z.unsqueeze(2), u), lengths)  # (B, T, H)
         last = y[torch.arange(len(y)), (lengths - 1) if lengths is not None else -1]  # (B, H)
         out = self.head(last).view(-1, 2, self.horizon)
         return out[:, 0], out[:, 1]
